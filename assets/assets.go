@@ -1,0 +1,10 @@
+// Package assets holds the PWA served by the local host, embedded in the
+// binary so that it runs with no files beside it.
+package assets
+
+import "embed"
+
+// FS holds the app shell: HTML, JS, CSS, manifest and icons.
+//
+//go:embed index.html
+var FS embed.FS

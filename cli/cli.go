@@ -1,0 +1,146 @@
+// Package cli is synctray's command line: subcommand dispatch, flags (each
+// also read from SYNCTRAY_<NAME>), and the developer CLI that talks to a
+// running host's JSON API.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Main runs synctray with args (without the program name) and returns the
+// process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, rest := "", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "", "serve":
+		// Until the tray app lands, `synctray` alone is `synctray serve`.
+		err = runServe(ctx, rest, stdout, stderr)
+	case "upstream":
+		err = runUpstream(ctx, rest, stdout, stderr)
+	case "open":
+		err = runOpen(ctx, rest, stdout, stderr)
+	case "outbox":
+		err = runOutbox(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "synctray: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintln(stderr, "synctray:", err)
+		return 1
+	}
+}
+
+// errUsage is returned after a usage message was printed.
+var errUsage = errors.New("usage")
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `synctray keeps your actions safe while the connection comes and goes.
+
+Usage:
+  synctray [serve] [flags]        run the local host (with a built-in upstream unless --upstream)
+  synctray upstream [flags]       run the reference upstream server
+  synctray open [--print]         open the running host in the browser (one-time login link)
+  synctray outbox COMMAND         inspect and steer the outbox of the running host:
+      list [--state S] [--limit N] [--cursor C]
+      show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online
+      (add --json for machine-readable output)
+
+Run 'synctray COMMAND --help' for a command's flags. Every flag can also be
+set from the environment as SYNCTRAY_<FLAG> (e.g. SYNCTRAY_DATA_DIR).
+`)
+}
+
+// common holds the flags shared by every command that talks to a host.
+type common struct {
+	dataDir  string
+	addr     string
+	logLevel string
+}
+
+func (c *common) register(fs *flag.FlagSet, defaultAddr string) {
+	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory (outbox, API token)")
+	fs.StringVar(&c.addr, "addr", defaultAddr, "loopback address to listen on or talk to")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func defaultDataDir() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ".synctray"
+	}
+	return filepath.Join(dir, "synctray")
+}
+
+// parse parses args into fs, allowing flags after positional arguments,
+// and then fills every flag not given from SYNCTRAY_<NAME>.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "SYNCTRAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return pos, err
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags (each also from SYNCTRAY_<FLAG>):\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"synctray/localserver"
+	"synctray/localserver/outbox"
+	"synctray/localserver/syncer"
+)
+
+const outboxSynopsis = `synctray outbox COMMAND [ARGS] [flags]
+
+Inspects and steers the outbox of the running host, through its JSON API.
+
+Commands:
+  list [--state S] [--limit N] [--cursor C]   actions, newest first
+  show ID                                      one action with its history
+  cancel ID                                    cancel a queued or failed action
+  retry ID                                     queue a failed action again
+  cancel-queued                                cancel every queued action
+  sync                                         send everything queued now (also when working offline)
+  status                                       connection and counts
+  offline | online                             pause or resume automatic sync`
+
+func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("outbox", outboxSynopsis, stderr)
+	var c common
+	c.register(fs, localserver.DefaultAddr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	state := fs.String("state", "", "list: only this state (queued, syncing, synced, failed, cancelled)")
+	limit := fs.Int("limit", 50, "list: page size (max 1000)")
+	cursor := fs.Int64("cursor", 0, "list: continue from this cursor (next_cursor of the previous page)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cmd, pos := pos[0], pos[1:]
+	wantArgs := map[string]int{"list": 0, "show": 1, "cancel": 1, "retry": 1, "cancel-queued": 0, "sync": 0, "status": 0, "offline": 0, "online": 0}
+	n, ok := wantArgs[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "synctray outbox: unknown command %q\n\n", cmd)
+		fs.Usage()
+		return errUsage
+	}
+	if len(pos) != n {
+		fmt.Fprintf(stderr, "synctray outbox %s: want %d argument(s), got %d\n", cmd, n, len(pos))
+		return errUsage
+	}
+	var id int64
+	if n == 1 {
+		if id, err = strconv.ParseInt(pos[0], 10, 64); err != nil || id <= 0 {
+			return fmt.Errorf("action id %q is not a positive integer", pos[0])
+		}
+	}
+	hc, err := newHostClient(c)
+	if err != nil {
+		return err
+	}
+	out := printer{w: stdout, json: *asJSON}
+	switch cmd {
+	case "list":
+		q := url.Values{"limit": {strconv.Itoa(*limit)}}
+		if *state != "" {
+			q.Set("state", *state)
+		}
+		if *cursor > 0 {
+			q.Set("cursor", strconv.FormatInt(*cursor, 10))
+		}
+		var page outbox.Page
+		if err := hc.do(ctx, "GET", "/api/actions?"+q.Encode(), nil, &page); err != nil {
+			return err
+		}
+		return out.page(page)
+	case "show":
+		var a localserver.ActionWithHistory
+		if err := hc.do(ctx, "GET", fmt.Sprintf("/api/actions/%d", id), nil, &a); err != nil {
+			return err
+		}
+		return out.action(a)
+	case "cancel", "retry":
+		var a outbox.Action
+		if err := hc.do(ctx, "POST", fmt.Sprintf("/api/actions/%d/%s", id, cmd), nil, &a); err != nil {
+			return err
+		}
+		return out.line(a, fmt.Sprintf("action %d is now %s", a.ID, a.State))
+	case "cancel-queued":
+		var r struct {
+			Cancelled int `json:"cancelled"`
+		}
+		if err := hc.do(ctx, "POST", "/api/actions/cancel-queued", nil, &r); err != nil {
+			return err
+		}
+		return out.line(r, fmt.Sprintf("cancelled %d queued action(s)", r.Cancelled))
+	case "sync":
+		var r syncer.Report
+		if err := hc.do(ctx, "POST", "/api/sync", nil, &r); err != nil {
+			return err
+		}
+		return out.line(r, fmt.Sprintf("synced %d, rejected %d, in %d batch(es)", r.Synced, r.Rejected, r.Batches))
+	case "status", "offline", "online":
+		var st localserver.Status
+		if cmd == "status" {
+			err = hc.do(ctx, "GET", "/api/status", nil, &st)
+		} else {
+			err = hc.do(ctx, "PUT", "/api/mode", map[string]bool{"work_offline": cmd == "offline"}, &st)
+		}
+		if err != nil {
+			return err
+		}
+		return out.status(st)
+	}
+	return nil
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p printer) emit(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p printer) line(v any, text string) error {
+	if p.json {
+		return p.emit(v)
+	}
+	_, err := fmt.Fprintln(p.w, text)
+	return err
+}
+
+func (p printer) page(pg outbox.Page) error {
+	if p.json {
+		return p.emit(pg)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tTYPE\tSTATE\tATTEMPTS\tKEY\tLAST ERROR")
+	for _, a := range pg.Actions {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.CreatedAt.Local().Format(time.DateTime), a.Type, a.State, a.Attempts, a.Key, oneLine(a.LastError, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if pg.Next > 0 {
+		fmt.Fprintf(p.w, "more: --cursor %d\n", pg.Next)
+	}
+	return nil
+}
+
+func (p printer) action(a localserver.ActionWithHistory) error {
+	if p.json {
+		return p.emit(a)
+	}
+	payload, _ := json.MarshalIndent(a.Payload, "  ", "  ")
+	fmt.Fprintf(p.w, "action %d  %s\n  key:      %s\n  type:     %s\n  attempts: %d\n  created:  %s\n",
+		a.ID, a.State, a.Key, a.Type, a.Attempts, a.CreatedAt.Local().Format(time.DateTime))
+	if a.LastError != "" {
+		fmt.Fprintf(p.w, "  error:    %s\n", a.LastError)
+	}
+	if a.NextAttemptAt != nil {
+		fmt.Fprintf(p.w, "  next try: %s\n", a.NextAttemptAt.Local().Format(time.DateTime))
+	}
+	fmt.Fprintf(p.w, "  payload:  %s\nhistory:\n", payload)
+	for _, h := range a.History {
+		from := string(h.From)
+		if from == "" {
+			from = "(new)"
+		}
+		fmt.Fprintf(p.w, "  %s  %s → %s  %s\n", h.At.Local().Format("2006-01-02 15:04:05.000"), from, h.To, h.Detail)
+	}
+	return nil
+}
+
+func (p printer) status(st localserver.Status) error {
+	if p.json {
+		return p.emit(st)
+	}
+	conn := "online"
+	if !st.Online {
+		conn = "offline"
+		if st.OfflineSince != nil {
+			conn += " since " + st.OfflineSince.Local().Format("15:04")
+		}
+	}
+	if st.WorkOffline {
+		conn += " (working offline: automatic sync paused)"
+	}
+	fmt.Fprintf(p.w, "%s · upstream %s\n", conn, st.Upstream)
+	var parts []string
+	for _, s := range outbox.States {
+		parts = append(parts, fmt.Sprintf("%s %d", s, st.Counts[s]))
+	}
+	fmt.Fprintln(p.w, strings.Join(parts, " · "))
+	if st.LastError != "" {
+		fmt.Fprintf(p.w, "last error: %s\n", st.LastError)
+	}
+	return nil
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

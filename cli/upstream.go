@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"synctray/localserver"
+	"synctray/upstream"
+)
+
+func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("upstream", "synctray upstream [flags]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.", stderr)
+	var c common
+	c.register(fs, "127.0.0.1:7718")
+	fs.Lookup("data-dir").DefValue = filepath.Join(defaultDataDir(), "upstream")
+	fs.Set("data-dir", fs.Lookup("data-dir").DefValue)
+	token := fs.String("token", "", "require this bearer token")
+	var f upstream.Faults
+	fs.Float64Var(&f.FailRate, "fail-rate", 0, "fraction of POST /v1/actions answered 503 without applying")
+	fs.Float64Var(&f.DropRate, "drop-rate", 0, "fraction of batches applied, then the connection dropped without an answer")
+	fs.Float64Var(&f.ThrottleRate, "throttle-rate", 0, "fraction of batches answered 429 with Retry-After")
+	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
+	fs.DurationVar(&f.Latency, "latency", 0, "added latency per batch")
+	if pos, err := parse(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	for _, r := range []float64{f.FailRate, f.DropRate, f.ThrottleRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("rates must be between 0 and 1, got %v", r)
+		}
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	url, run, err := startUpstream(c.dataDir, c.addr, upstream.Options{Token: *token, Faults: f, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "synctray upstream is running at %s\n", url)
+	return run(ctx)
+}
+
+// startUpstream opens the upstream store in dir and listens on addr; run
+// serves until ctx is cancelled and closes the store.
+func startUpstream(dir, addr string, opts upstream.Options) (url string, run func(context.Context) error, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("create upstream data dir: %w", err)
+	}
+	store, err := upstream.OpenStore(filepath.Join(dir, "upstream.db"))
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := localserver.Listen(addr)
+	if err != nil {
+		store.Close()
+		return "", nil, err
+	}
+	srv := upstream.NewServer(store, opts)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	run = func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- hs.Serve(ln) }()
+		var err error
+		select {
+		case <-ctx.Done():
+		case err = <-errc:
+		}
+		srv.Close()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if e := hs.Shutdown(shutCtx); e != nil && err == nil {
+			err = e
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		return errors.Join(err, store.Close())
+	}
+	return "http://" + ln.Addr().String(), run, nil
+}

@@ -1,0 +1,361 @@
+// Package localserver is the local host: it serves the PWA and the JSON API
+// on loopback, keeps actions in the durable outbox, runs the sync engine,
+// follows the upstream's event stream, and pushes live changes to pages and
+// the tray over WebSocket.
+package localserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"synctray/assets"
+	"synctray/localserver/clock"
+	"synctray/localserver/outbox"
+	"synctray/localserver/outboxdb"
+	"synctray/localserver/syncer"
+	"synctray/upstream"
+)
+
+// DefaultAddr is where the host listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:7717"
+
+// Config configures a Host. Zero values are the documented defaults.
+type Config struct {
+	DataDir       string // required; created with mode 0700
+	Addr          string // loopback address; "": DefaultAddr; port 0 picks one
+	UpstreamURL   string // required
+	UpstreamToken string
+	WorkOffline   bool          // start with automatic sync paused
+	Retention     time.Duration // how long synced and cancelled actions are kept; 0: 7 days
+	// Sync tunes the engine (batch size, backoff, clock); its OnStatus,
+	// Upstream, Logger and WorkOffline fields are set by the host.
+	Sync   syncer.Options
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Host is a running local host. Open it, Run it, and it closes itself
+// when Run returns.
+type Host struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *outboxdb.DB
+	engine *syncer.Engine
+	hub    *Hub
+	guard  *guard
+	ln     net.Listener
+	srv    *http.Server
+	client *upstream.Client
+
+	statusDirty chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// Open prepares the data dir, opens the outbox and listens; it fails
+// early, with a clear message, when the port is taken.
+func Open(cfg Config) (*Host, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("open host: no data dir")
+	}
+	if cfg.UpstreamURL == "" {
+		return nil, errors.New("open host: no upstream URL")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Sync.Clock == nil {
+		cfg.Sync.Clock = clock.Real{}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	token, err := LoadOrCreateSecret(filepath.Join(cfg.DataDir, "api-token"))
+	if err != nil {
+		return nil, fmt.Errorf("api token: %w", err)
+	}
+	sessionKey, err := LoadOrCreateSecret(filepath.Join(cfg.DataDir, "session-key"))
+	if err != nil {
+		return nil, fmt.Errorf("session key: %w", err)
+	}
+	ln, err := Listen(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+
+	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: ln,
+		statusDirty: make(chan struct{}, 1)}
+	h.guard.setAddr(ln.Addr())
+
+	h.db, err = outboxdb.Open(filepath.Join(cfg.DataDir, "outbox.db"), outboxdb.Options{
+		Now:      cfg.Sync.Clock.Now,
+		OnChange: h.actionsChanged,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	if n, err := h.db.RecoverSyncing(context.Background()); err != nil {
+		h.db.Close()
+		ln.Close()
+		return nil, fmt.Errorf("recover outbox: %w", err)
+	} else if n > 0 {
+		h.log.Info("actions interrupted mid-sync are queued again", "count", n)
+	}
+
+	h.client = &upstream.Client{BaseURL: strings.TrimRight(cfg.UpstreamURL, "/"), Token: cfg.UpstreamToken}
+	so := cfg.Sync
+	so.WorkOffline = cfg.WorkOffline
+	so.Upstream = cfg.UpstreamURL
+	so.Logger = h.log.With("component", "sync")
+	so.OnStatus = func(syncer.Status) { h.markStatusDirty() }
+	h.engine = syncer.New(h.db, h.client, so)
+
+	mux := http.NewServeMux()
+	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL}
+	a.routes(mux)
+	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
+	})
+	mux.HandleFunc("GET /login", h.login)
+	mux.Handle("/", shellHandler(assets.FS))
+	h.srv = &http.Server{
+		Handler:           securityHeaders(h.guard.wrap(mux)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+// Listen listens on a loopback TCP address and refuses any other.
+func Listen(addr string) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("address %q: synctray listens on loopback only (127.0.0.1)", addr)
+	}
+	if host == "localhost" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("port %s on 127.0.0.1 is taken: is synctray already running? (pick another with --addr)", port)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// URL is the host's base URL, e.g. http://127.0.0.1:7717.
+func (h *Host) URL() string { return "http://" + h.ln.Addr().String() }
+
+// Token is the per-install API token.
+func (h *Host) Token() string { return h.guard.token }
+
+// LoginURL returns a one-time login link for a browser.
+func (h *Host) LoginURL() string { return h.URL() + "/login?token=" + h.guard.newLoginLink() }
+
+// Hub is the live event hub (for the tray).
+func (h *Host) Hub() *Hub { return h.hub }
+
+// Engine is the sync engine (for the tray).
+func (h *Host) Engine() *syncer.Engine { return h.engine }
+
+// Outbox is the outbox (for the tray).
+func (h *Host) Outbox() *outboxdb.DB { return h.db }
+
+// Status returns the engine's status and the outbox counts.
+func (h *Host) Status(ctx context.Context) (Status, error) { return hostStatus(ctx, h.db, h.engine) }
+
+// Run serves until ctx is cancelled, then shuts down: it stops taking
+// requests, lets those in flight finish, stops the engine after the batch
+// in flight is recorded, and closes the outbox.
+func (h *Host) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+			cancel()
+		}
+	})
+	wg.Go(func() { h.engine.Run(ctx) })
+	wg.Go(func() { h.statusLoop(ctx) })
+	wg.Go(func() { h.follow(ctx) })
+	wg.Go(func() { h.pruneLoop(ctx) })
+	h.log.Info("synctray host listening", "url", h.URL(), "upstream", h.cfg.UpstreamURL, "data_dir", h.cfg.DataDir)
+
+	<-ctx.Done()
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelShut()
+	err := h.srv.Shutdown(shutCtx)
+	wg.Wait()
+	select {
+	case e := <-serveErr:
+		err = errors.Join(fmt.Errorf("serve: %w", e), err)
+	default:
+	}
+	return errors.Join(err, h.Close())
+}
+
+// Close closes the outbox and the listener; Run calls it. It is safe to call twice.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.ln.Close()
+		h.closeErr = h.db.Close()
+		h.log.Info("synctray host stopped")
+	})
+	return h.closeErr
+}
+
+func (h *Host) login(w http.ResponseWriter, r *http.Request) {
+	if !h.guard.useLoginLink(r.URL.Query().Get("token")) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintln(w, "This login link has expired or was already used. Run `synctray open` for a new one.")
+		return
+	}
+	http.SetCookie(w, h.guard.sessionCookie())
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// actionsChanged runs after each outbox commit.
+func (h *Host) actionsChanged(acts []outbox.Action) {
+	for i := range acts {
+		a := acts[i]
+		h.hub.Publish(Event{Kind: "action", Action: &a})
+	}
+	h.markStatusDirty()
+}
+
+func (h *Host) markStatusDirty() {
+	select {
+	case h.statusDirty <- struct{}{}:
+	default:
+	}
+}
+
+// statusLoop publishes the status when it changed, at most every 200 ms,
+// so a burst of changes costs one count query.
+func (h *Host) statusLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.statusDirty:
+		}
+		st, err := h.Status(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Error("status", "err", err)
+			}
+		} else {
+			h.hub.Publish(Event{Kind: "status", Status: &st})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// follow streams the upstream's events to pages as "message" events,
+// remembering the cursor across restarts.
+func (h *Host) follow(ctx context.Context) {
+	path := filepath.Join(h.cfg.DataDir, "events-cursor")
+	var cursor int64
+	if b, err := os.ReadFile(path); err == nil {
+		cursor, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	}
+	var saved time.Time
+	save := func() {
+		if err := os.WriteFile(path, []byte(strconv.FormatInt(cursor, 10)+"\n"), 0o600); err != nil {
+			h.log.Warn("save event cursor", "err", err)
+		}
+		saved = time.Now()
+	}
+	err := h.client.Follow(ctx, cursor, 2*time.Second, func(ev upstream.Event) {
+		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt}
+		h.hub.Publish(Event{Kind: "message", Message: &m})
+		cursor = ev.Cursor
+		if time.Since(saved) > time.Second {
+			save()
+		}
+	})
+	if cursor > 0 {
+		save()
+	}
+	if err != nil && ctx.Err() == nil {
+		h.log.Error("follow upstream events", "err", err)
+	}
+}
+
+// pruneLoop deletes synced and cancelled actions older than the retention.
+func (h *Host) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := h.db.Prune(ctx, time.Now().Add(-h.cfg.Retention))
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("prune outbox", "err", err)
+		} else if n > 0 {
+			h.log.Info("pruned old actions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// shellHandler serves the app shell from fsys; "/" is index.html.
+func shellHandler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+			return
+		}
+		if r.URL.Path == "/" {
+			http.ServeFileFS(w, r, fsys, "index.html")
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,122 @@
+package localserver
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"synctray/localserver/outbox"
+)
+
+// Event is one live message to pages and the tray. Seq increases by one
+// per event, so a client that reconnects asks for what it missed with
+// ?since=SEQ.
+type Event struct {
+	Seq     int64          `json:"seq"`
+	Kind    string         `json:"kind"` // "action", "status", "message", "resync"
+	Action  *outbox.Action `json:"action,omitempty"`
+	Status  *Status        `json:"status,omitempty"`
+	Message *Message       `json:"message,omitempty"`
+}
+
+// Message is an inbound event from the upstream: an action applied there,
+// by this host or by another client.
+type Message struct {
+	Cursor    int64           `json:"cursor"`
+	Key       string          `json:"key"`
+	Type      string          `json:"type"`
+	Payload   json.RawMessage `json:"payload"`
+	AppliedAt time.Time       `json:"applied_at"`
+}
+
+// Hub fans events out to subscribers. Publishing never blocks: each
+// subscriber has a buffered channel, and one that falls behind is dropped
+// (its channel closed) so it cannot stall the engine or other clients.
+type Hub struct {
+	mu      sync.Mutex
+	seq     int64
+	ring    []Event // the most recent events, for reconnects
+	ringMax int
+	subs    map[*Subscription]struct{}
+	bufSize int
+}
+
+// Subscription receives events on C until it is dropped or closed.
+type Subscription struct {
+	C   chan Event
+	hub *Hub
+}
+
+// NewHub returns a hub that remembers the last ringSize events and gives
+// each subscriber a buffer of bufSize events (0: 1024 and 256).
+func NewHub(ringSize, bufSize int) *Hub {
+	if ringSize <= 0 {
+		ringSize = 1024
+	}
+	if bufSize <= 0 {
+		bufSize = 256
+	}
+	return &Hub{ringMax: ringSize, bufSize: bufSize, subs: map[*Subscription]struct{}{}}
+}
+
+// Publish numbers ev and sends it to every subscriber.
+func (h *Hub) Publish(ev Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	ev.Seq = h.seq
+	if len(h.ring) == h.ringMax {
+		copy(h.ring, h.ring[1:])
+		h.ring = h.ring[:len(h.ring)-1]
+	}
+	h.ring = append(h.ring, ev)
+	for s := range h.subs {
+		select {
+		case s.C <- ev:
+		default:
+			delete(h.subs, s) // too slow: drop it
+			close(s.C)
+		}
+	}
+}
+
+// Subscribe returns a subscription. With since > 0, the events after since
+// that the hub still remembers are queued first; if some were forgotten, a
+// "resync" event comes first instead, telling the client to reload.
+func (h *Hub) Subscribe(since int64) *Subscription {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &Subscription{C: make(chan Event, h.bufSize), hub: h}
+	if since > 0 && since < h.seq {
+		if len(h.ring) == 0 || h.ring[0].Seq > since+1 || h.seq-since > int64(h.bufSize) {
+			s.C <- Event{Seq: h.seq, Kind: "resync"}
+		} else {
+			for _, ev := range h.ring {
+				if ev.Seq > since {
+					s.C <- ev
+				}
+			}
+		}
+	}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+// Close unsubscribes; C is closed. It is safe to call more than once and
+// after the hub dropped the subscription.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}
+
+// Subscribers returns the number of live subscriptions.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}

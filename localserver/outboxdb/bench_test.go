@@ -1,0 +1,96 @@
+package outboxdb
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"synctray/localserver/outbox"
+)
+
+// benchClients is how many concurrent enqueuers the parallel benchmarks
+// run (b.SetParallelism multiplies GOMAXPROCS), like HTTP clients.
+const benchClients = 64
+
+func benchEnqueue(b *testing.B, newKey func() string) {
+	db := mustOpen(b, Options{Now: time.Now})
+	payload := json.RawMessage(`{"note":"buy milk","list":"groceries","qty":2,"tags":["home","weekly"]}`)
+	b.SetParallelism(max(1, benchClients/max(1, testingProcs())))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_, created, err := db.Enqueue(ctx, outbox.NewAction{Key: newKey(), Type: "note.create", Payload: payload})
+			if err != nil || !created {
+				b.Errorf("Enqueue: created=%v err=%v", created, err)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "actions/s")
+}
+
+// BenchmarkEnqueueParallel: concurrent enqueues with time-ordered (v7)
+// keys, group-committed with synchronous=FULL.
+func BenchmarkEnqueueParallel(b *testing.B) {
+	benchEnqueue(b, func() string { return uuid.Must(uuid.NewV7()).String() })
+}
+
+// BenchmarkEnqueueParallelRandomKeys: the same with random (v4) keys,
+// which land all over the key index.
+func BenchmarkEnqueueParallelRandomKeys(b *testing.B) {
+	benchEnqueue(b, func() string { return uuid.New().String() })
+}
+
+// BenchmarkEnqueueSerial: one client at a time, one commit (fsync) each.
+func BenchmarkEnqueueSerial(b *testing.B) {
+	db := mustOpen(b, Options{Now: time.Now})
+	payload := json.RawMessage(`{"note":"buy milk"}`)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := db.Enqueue(ctx, outbox.NewAction{Key: uuid.Must(uuid.NewV7()).String(), Type: "note.create", Payload: payload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkListPage100k lists pages of a 100,000-action outbox: the first
+// page, a page deep in the table, and a page filtered by state.
+func BenchmarkListPage100k(b *testing.B) {
+	db := mustOpen(b, Options{Now: time.Now})
+	const rows = 100_000
+	start := time.Now()
+	bulkInsert(b, db, rows)
+	b.Logf("built %d rows in %v", rows, time.Since(start).Round(time.Millisecond))
+	for _, q := range []outbox.ListQuery{
+		{Limit: 50},
+		{Limit: 50, Before: rows / 2},
+		{Limit: 50, State: outbox.Failed},
+		{Limit: 50, State: outbox.Queued, Before: 1000},
+		{Limit: 1000},
+	} {
+		name := fmt.Sprintf("limit=%d/before=%d/state=%s", q.Limit, q.Before, q.State)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				p, err := db.List(ctx, q)
+				if err != nil || len(p.Actions) == 0 {
+					b.Fatalf("List: %d actions, %v", len(p.Actions), err)
+				}
+			}
+		})
+	}
+	b.Run("counts", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := db.Counts(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

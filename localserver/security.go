@@ -1,0 +1,212 @@
+package localserver
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LoadOrCreateSecret returns the secret kept in path, creating it (32
+// random bytes, hex, mode 0600) when the file does not exist. A file that
+// other users can read is refused: anyone holding the secret controls the
+// outbox.
+func LoadOrCreateSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		buf := make([]byte, 32)
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("make secret: %w", err)
+		}
+		s := hex.EncodeToString(buf)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) { // lost a race with another process: use theirs
+			return LoadOrCreateSecret(path)
+		}
+		if err != nil {
+			return "", fmt.Errorf("create secret: %w", err)
+		}
+		if _, err := f.WriteString(s + "\n"); err != nil {
+			f.Close()
+			return "", fmt.Errorf("write secret: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return "", fmt.Errorf("write secret: %w", err)
+		}
+		return s, f.Close()
+	}
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("secret file %s is readable by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) < 32 {
+		return "", fmt.Errorf("secret file %s is too short", path)
+	}
+	return s, nil
+}
+
+// guard enforces the host's access rules, in this order: the Host header
+// names this host (against DNS rebinding); /api and /ws need the API token
+// or the session cookie; state-changing requests and WebSocket upgrades
+// carry this host's Origin or none.
+type guard struct {
+	token      string
+	sessionKey []byte
+	cookieName string
+
+	mu      sync.Mutex
+	hosts   map[string]bool // allowed Host header values
+	origins map[string]bool // allowed Origin header values
+	links   map[string]time.Time
+	now     func() time.Time
+	linkTTL time.Duration
+}
+
+func newGuard(token string, sessionKey []byte) *guard {
+	return &guard{token: token, sessionKey: sessionKey, links: map[string]time.Time{}, now: time.Now, linkTTL: 15 * time.Minute}
+}
+
+// setAddr records the address the host listens on; Host and Origin are
+// checked against it.
+func (g *guard) setAddr(addr net.Addr) {
+	_, port, _ := net.SplitHostPort(addr.String())
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.cookieName = "synctray_session_" + port // cookies ignore ports: one name per host
+	g.hosts = map[string]bool{}
+	g.origins = map[string]bool{}
+	for _, h := range []string{"127.0.0.1", "localhost"} {
+		hp := net.JoinHostPort(h, port)
+		g.hosts[hp] = true
+		g.origins["http://"+hp] = true
+	}
+}
+
+func (g *guard) hostAllowed(host string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.hosts[strings.ToLower(host)]
+}
+
+func (g *guard) originAllowed(r *http.Request) bool {
+	o, ok := r.Header["Origin"]
+	if !ok {
+		// Non-browser clients send none; browsers always send one on
+		// cross-site requests, and Sec-Fetch-Site says where it came from.
+		site := r.Header.Get("Sec-Fetch-Site")
+		return site == "" || site == "same-origin" || site == "none"
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(o) == 1 && g.origins[strings.ToLower(o[0])]
+}
+
+// authorized reports whether r carries the API token or a valid session cookie.
+func (g *guard) authorized(r *http.Request) bool {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(g.token)) == 1
+	}
+	g.mu.Lock()
+	name := g.cookieName
+	g.mu.Unlock()
+	c, err := r.Cookie(name)
+	return err == nil && g.validSession(c.Value)
+}
+
+// newSession returns a cookie value: a random id and its HMAC under the
+// session key, so sessions survive a restart without a session table.
+func (g *guard) newSession() string {
+	id := make([]byte, 16)
+	rand.Read(id)
+	sid := hex.EncodeToString(id)
+	return sid + "." + g.sign(sid)
+}
+
+func (g *guard) validSession(v string) bool {
+	sid, sig, ok := strings.Cut(v, ".")
+	return ok && len(sid) == 32 && hmac.Equal([]byte(sig), []byte(g.sign(sid)))
+}
+
+func (g *guard) sign(sid string) string {
+	m := hmac.New(sha256.New, g.sessionKey)
+	m.Write([]byte("synctray-session:" + sid))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// newLoginLink returns a one-time secret for /login?token=..., valid for linkTTL.
+func (g *guard) newLoginLink() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	s := hex.EncodeToString(b)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	for k, exp := range g.links {
+		if now.After(exp) {
+			delete(g.links, k)
+		}
+	}
+	g.links[s] = now.Add(g.linkTTL)
+	return s
+}
+
+// useLoginLink consumes a one-time secret.
+func (g *guard) useLoginLink(s string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exp, ok := g.links[s]
+	if !ok {
+		return false
+	}
+	delete(g.links, s)
+	return !g.now().After(exp)
+}
+
+func (g *guard) sessionCookie() *http.Cookie {
+	g.mu.Lock()
+	name := g.cookieName
+	g.mu.Unlock()
+	return &http.Cookie{
+		Name: name, Value: g.newSession(), Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 400 * 24 * 3600,
+	}
+}
+
+// wrap applies the rules around next.
+func (g *guard) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.hostAllowed(r.Host) {
+			writeError(w, http.StatusForbidden, "forbidden_host", fmt.Sprintf("host %q is not this synctray host", r.Host))
+			return
+		}
+		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" || r.URL.Path == "/ws"
+		stateChanging := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
+		upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+		if (stateChanging || upgrade) && !g.originAllowed(r) {
+			writeError(w, http.StatusForbidden, "forbidden_origin", "requests from other websites are not allowed")
+			return
+		}
+		if protected && !g.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="synctray"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized",
+				"send the API token (Authorization: Bearer, from <data-dir>/api-token) or open the app with `synctray open`")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

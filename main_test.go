@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"synctray/localserver/outboxdb"
+	"synctray/upstream"
+)
+
+// binary is the synctray binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "synctray-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "synctray")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build synctray: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is the synctray binary running as a subprocess.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(t *testing.T, logf *os.File, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start synctray: %v", err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+func waitHealthy(t *testing.T, base string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("synctray exited during start-up: %v", p.cmd.ProcessState)
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("synctray did not become healthy within 20 s")
+}
+
+func readToken(t *testing.T, dir string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "api-token"))
+		if err == nil && len(bytes.TrimSpace(b)) >= 32 {
+			return string(bytes.TrimSpace(b))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no api-token: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCrashRecovery kills the real host with SIGKILL at random moments
+// while clients enqueue and the engine syncs, restarts it each time, and
+// checks that the upstream ends up with every acknowledged action exactly
+// once and that both databases are intact.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped in -short mode only")
+	}
+	const (
+		n        = 2000
+		minKills = 20
+		clients  = 8
+	)
+	upStore, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upStore.Close()
+	// A little latency keeps batches in flight, so kills land mid-sync.
+	upSrv := upstream.NewServer(upStore, upstream.Options{Faults: upstream.Faults{Latency: 2 * time.Millisecond}})
+	ts := httptest.NewServer(upSrv)
+	defer ts.Close()
+	defer upSrv.Close()
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", ts.URL, "--batch-size", "40", "--log-level", "warn"}
+	p := startProc(t, logf, args...)
+	waitHealthy(t, base, p)
+	token := readToken(t, dir)
+
+	// Clients enqueue n actions; each retries its key until it gets a 2xx,
+	// as the service worker does.
+	var mu sync.Mutex
+	var acked []string
+	keys := make(chan string, n)
+	for i := 0; i < n; i++ {
+		keys <- uuid.Must(uuid.NewV7()).String()
+	}
+	close(keys)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var retries int64
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for c := 0; c < clients; c++ {
+		wg.Go(func() {
+			for k := range keys {
+				for ctx.Err() == nil {
+					req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"k":"`+k+`"}}`))
+					req.Header.Set("Authorization", "Bearer "+token)
+					req.Header.Set("Idempotency-Key", k)
+					resp, err := hc.Do(req)
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode/100 == 2 {
+							mu.Lock()
+							acked = append(acked, k)
+							mu.Unlock()
+							break
+						}
+					}
+					mu.Lock()
+					retries++
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	enqueued := make(chan struct{})
+	go func() { wg.Wait(); close(enqueued) }()
+
+	// Kill at random moments, at least minKills times, until enqueuing is done.
+	kills := 0
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for kills < minKills || !isClosed(enqueued) {
+		if ctx.Err() != nil {
+			t.Fatalf("time out after %d kills", kills)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		kills++
+		p = startProc(t, logf, args...)
+		waitHealthy(t, base, p)
+	}
+
+	// Let it drain.
+	for {
+		if ctx.Err() != nil {
+			t.Fatal("timed out waiting for the outbox to drain")
+		}
+		var st struct {
+			Counts map[string]int `json:"counts"`
+		}
+		req, _ := http.NewRequest("GET", base+"/api/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := hc.Do(req); err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.Counts["synced"] == n && st.Counts["queued"] == 0 && st.Counts["syncing"] == 0 {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("host did not stop on SIGTERM")
+	}
+	if !p.cmd.ProcessState.Success() {
+		t.Errorf("host exit after SIGTERM: %v", p.cmd.ProcessState)
+	}
+
+	applied, err := upStore.AppliedKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != n {
+		t.Errorf("upstream applied %d keys, want exactly %d", len(applied), n)
+	}
+	slices.Sort(applied)
+	for _, k := range acked {
+		if _, ok := slices.BinarySearch(applied, k); !ok {
+			t.Errorf("acknowledged key %s never reached the upstream", k)
+		}
+	}
+	if len(acked) != n {
+		t.Errorf("%d enqueues acknowledged, want %d", len(acked), n)
+	}
+	if err := upStore.IntegrityCheck(context.Background()); err != nil {
+		t.Errorf("upstream integrity: %v", err)
+	}
+	db, err := outboxdb.Open(filepath.Join(dir, "outbox.db"), outboxdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.IntegrityCheck(context.Background()); err != nil {
+		t.Errorf("outbox integrity: %v", err)
+	}
+	stats, _ := upStore.Stats(context.Background())
+	t.Logf("crash test: %d actions, %d SIGKILLs, %d client retries, %v to drain; upstream applied %d, duplicates %d; integrity ok",
+		n, kills, retries, elapsed.Round(time.Millisecond), stats.Applied, stats.Duplicates)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestCLI drives a running host through the outbox subcommands.
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	defer logf.Close()
+	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
+	waitHealthy(t, "http://"+addr, p)
+	token := readToken(t, dir)
+
+	post := func(payload string) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/api/actions", strings.NewReader(`{"type":"message","payload":`+payload+`}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 202 {
+			t.Fatalf("enqueue: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	post(`{"text":"one"}`)
+	post(`{"text":"two"}`)
+
+	run := func(wantCode int, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append(args, "--data-dir", dir, "--addr", addr)...)
+		cmd.Env = append(os.Environ(), "SYNCTRAY_LOG_LEVEL=warn")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != wantCode {
+			t.Fatalf("synctray %v: exit %d, want %d\nstdout: %s\nstderr: %s", args, code, wantCode, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+
+	var page struct {
+		Actions []struct {
+			ID    int64  `json:"id"`
+			State string `json:"state"`
+		} `json:"actions"`
+	}
+	if err := json.Unmarshal([]byte(run(0, "outbox", "list", "--json")), &page); err != nil || len(page.Actions) != 2 {
+		t.Fatalf("list --json: %v %+v", err, page)
+	}
+	if out := run(0, "outbox", "list"); !strings.Contains(out, "queued") || !strings.Contains(out, "STATE") {
+		t.Fatalf("list table:\n%s", out)
+	}
+	if out := run(0, "outbox", "show", fmt.Sprint(page.Actions[0].ID)); !strings.Contains(out, `"text": "two"`) || !strings.Contains(out, "(new) → queued") {
+		t.Fatalf("show:\n%s", out)
+	}
+	if out := run(0, "outbox", "cancel", fmt.Sprint(page.Actions[0].ID)); !strings.Contains(out, "cancelled") {
+		t.Fatalf("cancel:\n%s", out)
+	}
+	if out := run(0, "outbox", "sync"); !strings.Contains(out, "synced 1") {
+		t.Fatalf("sync:\n%s", out)
+	}
+	if out := run(1, "outbox", "cancel", fmt.Sprint(page.Actions[1].ID)); !strings.Contains(out, "already reached the upstream") {
+		t.Fatalf("cancel synced:\n%s", out)
+	}
+	if out := run(0, "outbox", "status"); !strings.Contains(out, "working offline") || !strings.Contains(out, "synced 1") {
+		t.Fatalf("status:\n%s", out)
+	}
+	if out := run(2, "outbox", "explode"); !strings.Contains(out, "unknown command") {
+		t.Fatalf("unknown command:\n%s", out)
+	}
+	if out := run(0, "open", "--print"); !strings.Contains(out, "/login?token=") {
+		t.Fatalf("open --print:\n%s", out)
+	}
+	if out := run(0, "outbox", "--help"); !strings.Contains(out, "cancel-queued") {
+		t.Fatalf("--help:\n%s", out)
+	}
+
+	// A second host on the same port says clearly why it cannot start.
+	cmd := exec.Command(binary, "serve", "--data-dir", t.TempDir(), "--addr", addr, "--upstream", "http://127.0.0.1:1")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "already running") {
+		t.Fatalf("second host: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+}

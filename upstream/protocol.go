@@ -1,0 +1,95 @@
+// Package upstream owns synctray's reference upstream: the protocol v1 wire
+// types, the SQLite store that applies each idempotency key exactly once
+// (Store), the HTTP/WebSocket server in front of it with fault injection for
+// tests and demos (Server), and the Go client the local host's sync engine
+// uses to talk to it (Client).
+//
+// Protocol v1 (JSON):
+//
+//	POST /v1/actions     {"actions":[Action...]} → {"results":[Result...]}
+//	GET  /v1/events      ?after=CURSOR&limit=N  → {"events":[Event...],"next":CURSOR}
+//	GET  /v1/events/ws   ?after=CURSOR          WebSocket: backlog, then live events
+//	GET  /v1/stats       → Stats
+//	GET  /healthz        → {"ok":true} (no auth, no faults)
+//
+// Errors are {"error":{"code":"...","message":"..."}}. When a token is
+// configured, /v1/* needs "Authorization: Bearer TOKEN".
+//
+// Test hook: an action whose payload is a JSON object with a string field
+// "_reject" is rejected with that string as its error.
+package upstream
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Action is one user action sent upstream. Key is its idempotency key.
+type Action struct {
+	Key       string          `json:"key"`
+	Type      string          `json:"type"`
+	Payload   json.RawMessage `json:"payload"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// Result is the upstream's answer for one action of a batch.
+type Result struct {
+	Key    string `json:"key"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Result statuses. Applied and Duplicate both mean the upstream holds the
+// action; Rejected is permanent for that key.
+const (
+	StatusApplied   = "applied"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// Event is an applied action, numbered by Cursor in apply order.
+type Event struct {
+	Cursor    int64           `json:"cursor"`
+	Key       string          `json:"key"`
+	Type      string          `json:"type"`
+	Payload   json.RawMessage `json:"payload"`
+	AppliedAt time.Time       `json:"applied_at"`
+}
+
+// Stats counts results since the store was created. Applied is the number
+// of events; Duplicates and Rejected count answers (a rejected key sent
+// again counts again).
+type Stats struct {
+	Applied    int64 `json:"applied"`
+	Duplicates int64 `json:"duplicates"`
+	Rejected   int64 `json:"rejected"`
+}
+
+// Protocol limits.
+const (
+	MaxBodyBytes    = 8 << 20   // request body of POST /v1/actions
+	MaxBatch        = 1000      // actions per POST /v1/actions
+	MaxPayloadBytes = 256 << 10 // payload of one action
+	DefaultLimit    = 100       // events per GET /v1/events by default
+	MaxLimit        = 1000      // events per GET /v1/events at most
+)
+
+type actionsRequest struct {
+	Actions []Action `json:"actions"`
+}
+
+type actionsResponse struct {
+	Results []Result `json:"results"`
+}
+
+type eventsResponse struct {
+	Events []Event `json:"events"`
+	Next   int64   `json:"next"`
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}

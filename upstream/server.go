@@ -1,0 +1,391 @@
+package upstream
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Faults are injected into POST /v1/actions (Down: into every /v1 request).
+// Each rate is the probability, decided independently per request, of:
+//   - FailRate: 503 without applying;
+//   - ThrottleRate: 429 with Retry-After (RetryAfter, default 1s, rounded up
+//     to whole seconds, at least 1) without applying;
+//   - DropRate: applying the batch, then closing the connection without
+//     answering (applied but unacknowledged).
+//
+// Latency is slept before handling.
+type Faults struct {
+	FailRate, DropRate, ThrottleRate float64
+	Latency, RetryAfter              time.Duration
+	Down                             bool
+}
+
+// Options configure a Server. Zero values: no auth, no faults, slog.Default().
+type Options struct {
+	Token  string
+	Faults Faults
+	Logger *slog.Logger
+}
+
+// WebSocket timing.
+var (
+	wsWriteWait  = 10 * time.Second
+	wsPongWait   = 60 * time.Second
+	wsPingPeriod = wsPongWait * 9 / 10
+)
+
+// wsSubBuffer is how many live events are buffered per subscriber.
+const wsSubBuffer = 4 * MaxBatch
+
+// Server is the upstream's HTTP handler.
+type Server struct {
+	store  *Store
+	token  []byte
+	log    *slog.Logger
+	faults atomic.Pointer[Faults]
+	mux    *http.ServeMux
+	up     websocket.Upgrader
+	subBuf int // live events buffered per WebSocket subscriber
+
+	mu     sync.Mutex
+	conns  map[*websocket.Conn]struct{}
+	closed bool
+}
+
+// NewServer returns a handler serving protocol v1 from store.
+func NewServer(store *Store, opts Options) *Server {
+	s := &Server{
+		store:  store,
+		token:  []byte(opts.Token),
+		log:    opts.Logger,
+		mux:    http.NewServeMux(),
+		conns:  map[*websocket.Conn]struct{}{},
+		subBuf: wsSubBuffer,
+		up: websocket.Upgrader{
+			HandshakeTimeout: 10 * time.Second,
+			// The API authenticates with a bearer token, never cookies, so
+			// cross-origin connections gain nothing.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.SetFaults(opts.Faults)
+	s.route("POST", "/v1/actions", s.v1(s.handleActions))
+	s.route("GET", "/v1/events", s.v1(s.handleEvents))
+	s.route("GET", "/v1/events/ws", s.v1(s.handleWS))
+	s.route("GET", "/v1/stats", s.v1(s.handleStats))
+	s.route("GET", "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
+	})
+	return s
+}
+
+// route registers h for method and path, and a JSON 405 for other methods.
+func (s *Server) route(method, path string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+path, h)
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", method)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed on "+path)
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// SetFaults replaces the injected faults; safe to call at any time.
+func (s *Server) SetFaults(f Faults) {
+	if f.RetryAfter <= 0 {
+		f.RetryAfter = time.Second
+	}
+	s.faults.Store(&f)
+}
+
+// Close closes every live WebSocket subscriber and refuses new ones.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// v1 wraps a /v1 handler with the Down fault and bearer authentication.
+func (s *Server) v1(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.faults.Load().Down {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "upstream is down (injected fault)")
+			return
+		}
+		if len(s.token) > 0 {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), s.token) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="synctray-upstream"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func roll(p float64) bool { return p > 0 && rand.Float64() < p }
+
+func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
+	var req actionsRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON body")
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body larger than %d bytes", MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "malformed JSON: "+err.Error())
+		return
+	}
+	if len(req.Actions) > MaxBatch {
+		writeError(w, http.StatusBadRequest, "too_many_actions", fmt.Sprintf("%d actions; at most %d per batch", len(req.Actions), MaxBatch))
+		return
+	}
+
+	// Faults come after reading the body: only then does net/http watch the
+	// connection, so that a client giving up during Latency cancels r.Context().
+	f := *s.faults.Load()
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	fail, throttle, drop := roll(f.FailRate), roll(f.ThrottleRate), roll(f.DropRate)
+	if fail {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "injected failure")
+		return
+	}
+	if throttle {
+		secs := max(1, int(math.Ceil(f.RetryAfter.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "throttled", "injected throttling")
+		return
+	}
+
+	results, err := s.store.Apply(r.Context(), req.Actions)
+	if err != nil {
+		s.log.Error("apply batch", "err", err, "actions", len(req.Actions))
+		writeError(w, http.StatusInternalServerError, "internal", "could not apply the batch")
+		return
+	}
+	if drop {
+		s.log.Info("injected fault: dropping connection after apply", "actions", len(req.Actions))
+		s.dropConn(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, actionsResponse{Results: results})
+}
+
+// dropConn closes the client connection without writing a response.
+func (s *Server) dropConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not hijackable (HTTP/2): abort the stream, the documented way to
+		// end a handler without a response.
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := queryInt(q.Get("after"), 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "after: "+err.Error())
+		return
+	}
+	limit, err := queryInt(q.Get("limit"), DefaultLimit)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "limit: "+err.Error())
+		return
+	}
+	events, err := s.store.Events(r.Context(), after, int(min(max(limit, 0), MaxLimit)))
+	if err != nil {
+		s.log.Error("list events", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not list events")
+		return
+	}
+	next := after
+	if len(events) > 0 {
+		next = events[len(events)-1].Cursor
+	}
+	writeJSON(w, http.StatusOK, eventsResponse{Events: events, Next: next})
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.store.Stats(r.Context())
+	if err != nil {
+		s.log.Error("read stats", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "could not read stats")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// handleWS streams every event after ?after=, then live ones. Live events
+// come from a buffered store subscription; a subscriber that falls behind
+// is dropped with close code 1013 (try again later) and reconnects.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	after, err := queryInt(r.URL.Query().Get("after"), 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "after: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "server is closing")
+		return
+	}
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered
+	}
+	defer conn.Close()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// The reader handles pongs and close frames and notices dead peers.
+	go func() {
+		defer cancel()
+		conn.SetReadLimit(4096)
+		conn.SetReadDeadline(time.Now().Add(wsPongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(wsPongWait)) })
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+
+	last := after
+	send := func(e Event) error {
+		conn.SetWriteDeadline(time.Now().Add(wsWriteWait))
+		if err := conn.WriteJSON(e); err != nil {
+			return err
+		}
+		last = e.Cursor
+		return nil
+	}
+	catchUp := func() error {
+		for {
+			events, err := s.store.Events(ctx, last, MaxLimit)
+			if err != nil {
+				return err
+			}
+			for _, e := range events {
+				if err := send(e); err != nil {
+					return err
+				}
+			}
+			if len(events) < MaxLimit {
+				return nil
+			}
+		}
+	}
+	// Catch up once before subscribing so that a long backlog does not
+	// overflow the live buffer, then once more to close the gap.
+	if err := catchUp(); err != nil {
+		s.log.Debug("websocket backlog", "err", err)
+		return
+	}
+	sub := s.store.subscribe(s.subBuf)
+	defer s.store.unsubscribe(sub)
+	if err := catchUp(); err != nil {
+		s.log.Debug("websocket backlog", "err", err)
+		return
+	}
+
+	ping := time.NewTicker(wsPingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case e, ok := <-sub.ch:
+			if !ok {
+				s.log.Info("websocket subscriber fell behind; dropping it", "last", last)
+				msg := websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "fell behind; reconnect")
+				conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(wsWriteWait))
+				return
+			}
+			if e.Cursor <= last {
+				continue
+			}
+			if err := send(e); err != nil {
+				s.log.Debug("websocket write", "err", err)
+				return
+			}
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteWait)); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func queryInt(s string, def int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
