@@ -211,8 +211,9 @@ var (
 // Follow streams the events after the cursor after to fn, in order, over
 // /v1/events/ws. When the WebSocket cannot be used it polls /v1/events
 // every pollEvery (default 1s) and tries the WebSocket again later. It
-// reconnects with backoff and returns nil when ctx is done; fn runs on the
-// calling goroutine.
+// reconnects with backoff and returns nil when ctx is done; its only error
+// is an unusable BaseURL. fn runs on the calling goroutine, once per event,
+// in cursor order.
 func (c *Client) Follow(ctx context.Context, after int64, pollEvery time.Duration, fn func(Event)) error {
 	if pollEvery <= 0 {
 		pollEvery = time.Second

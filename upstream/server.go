@@ -80,6 +80,9 @@ func NewServer(store *Store, opts Options) *Server {
 			// The API authenticates with a bearer token, never cookies, so
 			// cross-origin connections gain nothing.
 			CheckOrigin: func(*http.Request) bool { return true },
+			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+				writeError(w, status, "bad_request", reason.Error())
+			},
 		},
 	}
 	if s.log == nil {

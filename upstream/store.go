@@ -217,12 +217,15 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 	var events []Event
 	for i, a := range actions {
 		res := Result{Key: a.Key}
+		if a.Key == "" { // nothing to remember it by
+			res.Status, res.Error = StatusRejected, "empty key"
+			rejected++
+			results[i] = res
+			continue
+		}
 		var status, msg string
 		err := lookup.QueryRowContext(ctx, a.Key).Scan(&status, &msg)
 		switch {
-		case a.Key == "":
-			res.Status, res.Error = StatusRejected, "empty key"
-			rejected++
 		case err == nil && status == StatusApplied:
 			res.Status = StatusDuplicate
 			dups++

@@ -203,8 +203,9 @@ func (db *DB) commitGroup(group []*enqReq) {
 }
 
 // enqueueTx stores the requests' actions in tx, in order, and records each
-// item's result; it skips a request whose ctx has ended. A key stored earlier, in this transaction too, yields the
-// stored action or ErrKeyConflict. It returns the created actions.
+// item's result; it skips a request whose ctx has ended. A key stored
+// earlier (in this transaction too) yields the stored action or
+// ErrKeyConflict. It returns the created actions.
 func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, reqs []*enqReq) ([]outbox.Action, error) {
 	ins := tx.StmtContext(ctx, db.stmts.insertAction)
 	hist := tx.StmtContext(ctx, db.stmts.insertHistory)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -193,3 +194,10 @@ func bulkInsert(tb testing.TB, db *DB, n int) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -298,6 +298,9 @@ func addHistories(ctx context.Context, tx *sql.Tx, acts []outbox.Action, at stri
 // first, to syncing, counting an attempt, and returns them in id order.
 // It ignores next_attempt_at: backoff is the sync engine's business.
 func (db *DB) Claim(ctx context.Context, limit int, maxID int64) ([]outbox.Action, error) {
+	if !outbox.CanTransition(outbox.Queued, outbox.Syncing) {
+		return nil, &outbox.TransitionError{From: outbox.Queued, To: outbox.Syncing}
+	}
 	if limit <= 0 {
 		return nil, nil
 	}

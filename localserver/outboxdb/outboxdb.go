@@ -37,8 +37,8 @@ type Options struct {
 	Now func() time.Time
 	// OnChange is called after each commit with the actions whose state or
 	// fields changed (their new rows), in id order. Calls are made one at a
-	// time, in commit order. It must not block and must not write to the
-	// DB; nil: no-op.
+	// time, in commit order. It must not block, write to the DB or close
+	// it (reading is fine); nil: no-op.
 	OnChange func([]outbox.Action)
 	// MaxBatch is the most enqueued actions committed in one group
 	// transaction; 0: 512.
