@@ -1,8 +1,10 @@
 # synctray — the two commands of the README are `make run` and `make test`.
 GO      ?= go
 BIN     := bin/synctray
-# Debian packages the build needs (cgo for SQLite).
-APT_PKGS := gcc libc6-dev pkg-config
+# Debian packages: cgo for SQLite and Fyne (GLFW, X11), Chromium for the
+# browser tests, Xvfb/DBus/ImageMagick for the tray tests and screenshots.
+APT_PKGS := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
+	libxinerama-dev libxi-dev libxxf86vm-dev chromium xvfb xauth dbus imagemagick
 
 .PHONY: run test deps build bench fuzz vet clean
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"synctray/localserver/outbox"
+	"synctray/localserver/push"
 	"synctray/localserver/syncer"
 )
 
@@ -78,11 +79,15 @@ func decodeStrict(body []byte, v any) error {
 }
 
 type api struct {
-	store  outbox.Store
-	engine Engine
-	log    *slog.Logger
-	guard  *guard
-	base   func() string // the host's base URL
+	store   outbox.Store
+	engine  Engine
+	log     *slog.Logger
+	guard   *guard
+	base    func() string // the host's base URL
+	inbox   *inbox
+	push    *push.Store
+	pushKey string
+	onShow  func() bool // shows the tray app's window; false: there is none
 }
 
 func (a *api) routes(mux *http.ServeMux) {
@@ -97,6 +102,11 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/status", a.status)
 	mux.HandleFunc("PUT /api/mode", a.mode)
 	mux.HandleFunc("POST /api/login-links", a.loginLink)
+	mux.HandleFunc("GET /api/messages", a.messages)
+	mux.HandleFunc("GET /api/push/key", a.pushKeyHandler)
+	mux.HandleFunc("POST /api/push/subscriptions", a.subscribe)
+	mux.HandleFunc("DELETE /api/push/subscriptions", a.unsubscribe)
+	mux.HandleFunc("POST /api/ui/show", a.show)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -258,9 +268,13 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) retry(w http.ResponseWriter, r *http.Request) {
-	a.change(w, r, a.store.Retry)
-	// A retried action is queued again: let the engine see it.
-	a.engine.Kick()
+	a.change(w, r, func(ctx context.Context, id int64) (outbox.Action, error) {
+		act, err := a.store.Retry(ctx, id)
+		if err == nil {
+			a.engine.Kick() // queued again: let the engine see it
+		}
+		return act, err
+	})
 }
 
 func (a *api) change(w http.ResponseWriter, r *http.Request, f func(context.Context, int64) (outbox.Action, error)) {
@@ -384,6 +398,8 @@ func errorStatus(err error) (int, string, string) {
 		return http.StatusBadRequest, "invalid_action", inv.Error()
 	case errors.As(err, &bj):
 		return http.StatusBadRequest, "bad_json", bj.Error()
+	case errors.Is(err, push.ErrInvalid):
+		return http.StatusBadRequest, "invalid_subscription", err.Error()
 	case errors.Is(err, outbox.ErrKeyConflict):
 		return http.StatusUnprocessableEntity, "key_conflict", err.Error()
 	case errors.Is(err, outbox.ErrNotFound):
@@ -416,4 +432,67 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.Encode(v)
+}
+
+func (a *api) pushKeyHandler(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"key": a.pushKey})
+}
+
+// subscriptionRequest is a browser's PushSubscription.toJSON().
+type subscriptionRequest struct {
+	Endpoint       string `json:"endpoint"`
+	ExpirationTime *int64 `json:"expirationTime"`
+	Keys           struct {
+		P256dh string `json:"p256dh"`
+		Auth   string `json:"auth"`
+	} `json:"keys"`
+}
+
+func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req subscriptionRequest
+	if err := decodeStrict(body, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var sub push.Subscription
+	sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth = req.Endpoint, req.Keys.P256dh, req.Keys.Auth
+	if err := a.push.Add(r.Context(), sub); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"endpoint": sub.Endpoint})
+}
+
+func (a *api) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Endpoint string `json:"endpoint"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	removed, err := a.push.Remove(r.Context(), req.Endpoint)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"removed": removed})
+}
+
+// show asks the running tray app to show its outbox window (a second
+// synctray start uses it).
+func (a *api) show(w http.ResponseWriter, r *http.Request) {
+	if a.onShow == nil || !a.onShow() {
+		writeError(w, http.StatusNotImplemented, "no_window", "this host runs without a window (synctray serve)")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"shown": true})
 }

@@ -6,6 +6,7 @@ package localserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,7 @@ import (
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
+	"synctray/localserver/push"
 	"synctray/localserver/syncer"
 	"synctray/upstream"
 )
@@ -40,9 +42,16 @@ type Config struct {
 	WorkOffline   bool          // start with automatic sync paused
 	Retention     time.Duration // how long synced and cancelled actions are kept; 0: 7 days
 	// Sync tunes the engine (batch size, backoff, clock); its OnStatus,
-	// Upstream, Logger and WorkOffline fields are set by the host.
+	// OnReport, Upstream, Logger and WorkOffline fields are set by the host.
 	Sync   syncer.Options
 	Logger *slog.Logger // nil: slog.Default()
+	// Assets is the PWA to serve; nil: the embedded assets.
+	Assets fs.FS
+	// Push tunes Web Push (coalescing window, HTTP client for tests).
+	Push push.Options
+	// OnShow, when set, shows the tray app's window; a second synctray
+	// start calls it through POST /api/ui/show. It reports whether it did.
+	OnShow func() bool
 }
 
 // Host is a running local host. Open it, Run it, and it closes itself
@@ -57,6 +66,14 @@ type Host struct {
 	ln     net.Listener
 	srv    *http.Server
 	client *upstream.Client
+	inbox  *inbox
+	push   *push.Store
+	sender *push.Sender
+
+	mu           sync.Mutex
+	own          map[string]struct{} // keys this host synced recently: not news to push
+	ownOrder     []string
+	offlineSince bool // went offline (or worked offline) since the last sync report
 
 	statusDirty chan struct{}
 	closeOnce   sync.Once
@@ -100,20 +117,47 @@ func Open(cfg Config) (*Host, error) {
 		return nil, err
 	}
 
+	if cfg.Assets == nil {
+		cfg.Assets = assets.FS
+	}
+	sh, err := newShell(cfg.Assets)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	vapid, err := push.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "vapid.json"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	pushStore, err := push.OpenStore(filepath.Join(cfg.DataDir, "push.db"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+
 	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: ln,
+		inbox: &inbox{max: 500}, push: pushStore, own: map[string]struct{}{},
 		statusDirty: make(chan struct{}, 1)}
 	h.guard.setAddr(ln.Addr())
+	po := cfg.Push
+	if po.Logger == nil {
+		po.Logger = h.log.With("component", "push")
+	}
+	h.sender = push.NewSender(pushStore, vapid, po)
 
 	h.db, err = outboxdb.Open(filepath.Join(cfg.DataDir, "outbox.db"), outboxdb.Options{
 		Now:      cfg.Sync.Clock.Now,
 		OnChange: h.actionsChanged,
 	})
 	if err != nil {
+		pushStore.Close()
 		ln.Close()
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
 	if n, err := h.db.RecoverSyncing(context.Background()); err != nil {
 		h.db.Close()
+		pushStore.Close()
 		ln.Close()
 		return nil, fmt.Errorf("recover outbox: %w", err)
 	} else if n > 0 {
@@ -125,18 +169,20 @@ func Open(cfg Config) (*Host, error) {
 	so.WorkOffline = cfg.WorkOffline
 	so.Upstream = cfg.UpstreamURL
 	so.Logger = h.log.With("component", "sync")
-	so.OnStatus = func(syncer.Status) { h.markStatusDirty() }
+	so.OnStatus = h.statusChanged
+	so.OnReport = h.synced
 	h.engine = syncer.New(h.db, h.client, so)
 
 	mux := http.NewServeMux()
-	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL}
+	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
+		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow}
 	a.routes(mux)
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
 	})
 	mux.HandleFunc("GET /login", h.login)
-	mux.Handle("/", shellHandler(assets.FS))
+	mux.Handle("/", sh)
 	h.srv = &http.Server{
 		Handler:           securityHeaders(h.guard.wrap(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -206,6 +252,7 @@ func (h *Host) Run(ctx context.Context) error {
 	wg.Go(func() { h.statusLoop(ctx) })
 	wg.Go(func() { h.follow(ctx) })
 	wg.Go(func() { h.pruneLoop(ctx) })
+	wg.Go(func() { h.sender.Run(ctx) })
 	h.log.Info("synctray host listening", "url", h.URL(), "upstream", h.cfg.UpstreamURL, "data_dir", h.cfg.DataDir)
 
 	<-ctx.Done()
@@ -225,7 +272,7 @@ func (h *Host) Run(ctx context.Context) error {
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.ln.Close()
-		h.closeErr = h.db.Close()
+		h.closeErr = errors.Join(h.db.Close(), h.push.Close())
 		h.log.Info("synctray host stopped")
 	})
 	return h.closeErr
@@ -247,8 +294,75 @@ func (h *Host) actionsChanged(acts []outbox.Action) {
 	for i := range acts {
 		a := acts[i]
 		h.hub.Publish(Event{Kind: "action", Action: &a})
+		switch a.State {
+		case outbox.Syncing, outbox.Synced: // remembered before it is sent: its echo can beat our own record
+			h.remember(a.Key)
+		case outbox.Failed:
+			ev, _ := json.Marshal(Event{Kind: "action", Action: &a})
+			h.sender.Notify(push.Notification{Kind: "rejected", Title: "Upstream rejected an action",
+				Body: a.LastError, Tag: "rejected", URL: "/", Event: ev, Count: 1})
+		}
 	}
 	h.markStatusDirty()
+}
+
+// remember notes a key this host synced, so its echo from the upstream's
+// event stream is not pushed as news; it keeps the last 10,000.
+func (h *Host) remember(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.own[key]; ok {
+		return
+	}
+	h.own[key] = struct{}{}
+	h.ownOrder = append(h.ownOrder, key)
+	if len(h.ownOrder) > 10000 {
+		delete(h.own, h.ownOrder[0])
+		h.ownOrder = h.ownOrder[1:]
+	}
+}
+
+func (h *Host) isOwn(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.own[key]
+	return ok
+}
+
+func (h *Host) statusChanged(st syncer.Status) {
+	if !st.Online || st.WorkOffline {
+		h.mu.Lock()
+		h.offlineSince = true
+		h.mu.Unlock()
+	}
+	h.markStatusDirty()
+}
+
+// SyncReport is the "report" event: a drain finished.
+type SyncReport struct {
+	Synced       int    `json:"synced"`
+	Rejected     int    `json:"rejected"`
+	Error        string `json:"error,omitempty"`
+	AfterOffline bool   `json:"after_offline"` // the first sync since the host was offline
+}
+
+// synced runs after each drain: it tells pages and the tray, and pushes
+// "N actions synced" when the backlog went out after being offline.
+func (h *Host) synced(rep syncer.Report) {
+	r := SyncReport{Synced: rep.Synced, Rejected: rep.Rejected}
+	if rep.Err != nil {
+		r.Error = rep.Err.Error()
+	}
+	h.mu.Lock()
+	if rep.Err == nil && rep.Synced > 0 && h.offlineSince {
+		r.AfterOffline, h.offlineSince = true, false
+	}
+	h.mu.Unlock()
+	h.hub.Publish(Event{Kind: "report", Report: &r})
+	if r.AfterOffline {
+		h.sender.Notify(push.Notification{Kind: "synced", Title: "Back online",
+			Body: fmt.Sprintf("%d actions synced", r.Synced), Tag: "synced", URL: "/", Count: r.Synced})
+	}
 }
 
 func (h *Host) markStatusDirty() {
@@ -291,6 +405,10 @@ func (h *Host) follow(ctx context.Context) {
 	if b, err := os.ReadFile(path); err == nil {
 		cursor, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	}
+	// Seed the inbox with the last few hundred events without announcing
+	// them again: only those after the saved cursor are news.
+	seen := cursor
+	from := max(0, cursor-int64(h.inbox.max))
 	var saved time.Time
 	save := func() {
 		if err := os.WriteFile(path, []byte(strconv.FormatInt(cursor, 10)+"\n"), 0o600); err != nil {
@@ -298,9 +416,18 @@ func (h *Host) follow(ctx context.Context) {
 		}
 		saved = time.Now()
 	}
-	err := h.client.Follow(ctx, cursor, 2*time.Second, func(ev upstream.Event) {
+	err := h.client.Follow(ctx, from, 2*time.Second, func(ev upstream.Event) {
 		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt}
+		h.inbox.add(m)
+		if ev.Cursor <= seen {
+			return
+		}
 		h.hub.Publish(Event{Kind: "message", Message: &m})
+		if !h.isOwn(ev.Key) {
+			evJSON, _ := json.Marshal(Event{Kind: "message", Message: &m})
+			h.sender.Notify(push.Notification{Kind: "message", Title: "New message", Body: messageText(ev.Payload),
+				Tag: "message", URL: "/", Event: evJSON, Count: 1})
+		}
 		cursor = ev.Cursor
 		if time.Since(saved) > time.Second {
 			save()
@@ -312,6 +439,22 @@ func (h *Host) follow(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		h.log.Error("follow upstream events", "err", err)
 	}
+}
+
+// messageText is a notification's body for a message payload: its "text"
+// field when it has one, else the JSON itself, shortened.
+func messageText(payload json.RawMessage) string {
+	var p struct {
+		Text string `json:"text"`
+	}
+	s := string(payload)
+	if json.Unmarshal(payload, &p) == nil && p.Text != "" {
+		s = p.Text
+	}
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:120]) + "…"
+	}
+	return s
 }
 
 // pruneLoop deletes synced and cancelled actions older than the retention.
@@ -331,23 +474,6 @@ func (h *Host) pruneLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// shellHandler serves the app shell from fsys; "/" is index.html.
-func shellHandler(fsys fs.FS) http.Handler {
-	files := http.FileServerFS(fsys)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
-			return
-		}
-		if r.URL.Path == "/" {
-			http.ServeFileFS(w, r, fsys, "index.html")
-			return
-		}
-		files.ServeHTTP(w, r)
-	})
 }
 
 func securityHeaders(next http.Handler) http.Handler {

@@ -13,10 +13,11 @@ import (
 // ?since=SEQ.
 type Event struct {
 	Seq     int64          `json:"seq"`
-	Kind    string         `json:"kind"` // "action", "status", "message", "resync"
+	Kind    string         `json:"kind"` // "action", "status", "message", "report", "resync"
 	Action  *outbox.Action `json:"action,omitempty"`
 	Status  *Status        `json:"status,omitempty"`
 	Message *Message       `json:"message,omitempty"`
+	Report  *SyncReport    `json:"report,omitempty"`
 }
 
 // Message is an inbound event from the upstream: an action applied there,

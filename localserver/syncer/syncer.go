@@ -39,6 +39,9 @@ type Options struct {
 	WorkOffline bool
 	// OnStatus is called after each status change; it must not block.
 	OnStatus func(Status)
+	// OnReport is called after each drain that sent at least one batch
+	// (automatic or forced); it must not block.
+	OnReport func(Report)
 	// Upstream names the upstream in Status (its URL).
 	Upstream string
 	Logger   *slog.Logger
@@ -237,7 +240,12 @@ func (e *Engine) drain(ctx context.Context, maxID int64) Report {
 // drainLocked sends batches until the queue (up to maxID, 0: all) is empty
 // or a batch fails transiently.
 func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
-	defer e.update(func(s *Status) { s.Syncing = false })
+	defer func() {
+		e.update(func(s *Status) { s.Syncing = false })
+		if rep.Batches > 0 && e.o.OnReport != nil {
+			e.o.OnReport(rep)
+		}
+	}()
 	for ctx.Err() == nil {
 		batch, err := e.store.Claim(ctx, e.o.BatchSize, maxID)
 		if err != nil {
