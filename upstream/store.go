@@ -194,51 +194,68 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 		return nil, fmt.Errorf("apply: begin: %w", err)
 	}
 	defer tx.Rollback()
-	lookup, err := tx.PrepareContext(ctx, `SELECT status, error FROM keys WHERE key = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("apply: prepare: %w", err)
-	}
-	defer lookup.Close()
-	insKey, err := tx.PrepareContext(ctx, `INSERT INTO keys (key, status, error, first_seen) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("apply: prepare: %w", err)
-	}
-	defer insKey.Close()
-	insEvent, err := tx.PrepareContext(ctx, `INSERT INTO events (key, type, payload, created_at, applied_at)
-		VALUES (?, ?, ?, ?, ?) RETURNING cursor`)
-	if err != nil {
-		return nil, fmt.Errorf("apply: prepare: %w", err)
-	}
-	defer insEvent.Close()
 
+	// The batch is handled set-wise: one query finds the keys seen
+	// before, one statement records the new keys, one inserts the events.
+	keys := make([]string, 0, len(actions))
+	for _, a := range actions {
+		keys = append(keys, a.Key)
+	}
+	keysJSON, _ := json.Marshal(keys)
+	rows, err := tx.QueryContext(ctx, `SELECT key, status, error FROM keys WHERE key IN (SELECT value FROM json_each(?))`, string(keysJSON))
+	if err != nil {
+		return nil, fmt.Errorf("apply: look up keys: %w", err)
+	}
+	type verdict struct{ status, msg string }
+	seen := make(map[string]verdict, len(actions))
+	for rows.Next() {
+		var k string
+		var v verdict
+		if err := rows.Scan(&k, &v.status, &v.msg); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("apply: look up keys: %w", err)
+		}
+		seen[k] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("apply: look up keys: %w", err)
+	}
+
+	type newKey struct {
+		Key    string `json:"key"`
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	type newEvent struct {
+		Key       string `json:"key"`
+		Type      string `json:"type"`
+		Payload   string `json:"payload"`
+		CreatedAt string `json:"created_at"`
+	}
 	now := time.Now().UTC()
 	nowText := formatTime(now)
 	var applied, dups, rejected int64
+	var newKeys []newKey
+	var newEvents []newEvent
 	var events []Event
 	for i, a := range actions {
 		res := Result{Key: a.Key}
-		if a.Key == "" { // nothing to remember it by
+		v, ok := seen[a.Key]
+		switch {
+		case a.Key == "": // nothing to remember it by
 			res.Status, res.Error = StatusRejected, "empty key"
 			rejected++
-			results[i] = res
-			continue
-		}
-		var status, msg string
-		err := lookup.QueryRowContext(ctx, a.Key).Scan(&status, &msg)
-		switch {
-		case err == nil && status == StatusApplied:
+		case ok && v.status == StatusApplied:
 			res.Status = StatusDuplicate
 			dups++
-		case err == nil:
-			res.Status, res.Error = StatusRejected, msg
+		case ok:
+			res.Status, res.Error = StatusRejected, v.msg
 			rejected++
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("apply: look up key: %w", err)
 		default:
 			if why := validate(a); why != "" {
-				if _, err := insKey.ExecContext(ctx, a.Key, StatusRejected, why, nowText); err != nil {
-					return nil, fmt.Errorf("apply: record rejection: %w", err)
-				}
+				newKeys = append(newKeys, newKey{a.Key, StatusRejected, why})
+				seen[a.Key] = verdict{StatusRejected, why}
 				res.Status, res.Error = StatusRejected, why
 				rejected++
 				break
@@ -247,19 +264,44 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 			if err := json.Compact(&buf, a.Payload); err != nil {
 				return nil, fmt.Errorf("apply: compact payload: %w", err)
 			}
-			if _, err := insKey.ExecContext(ctx, a.Key, StatusApplied, "", nowText); err != nil {
-				return nil, fmt.Errorf("apply: record key: %w", err)
-			}
-			ev := Event{Key: a.Key, Type: a.Type, Payload: json.RawMessage(buf.Bytes()), AppliedAt: now}
-			if err := insEvent.QueryRowContext(ctx, a.Key, a.Type, buf.String(),
-				formatTime(a.CreatedAt), nowText).Scan(&ev.Cursor); err != nil {
-				return nil, fmt.Errorf("apply: insert event: %w", err)
-			}
-			events = append(events, ev)
+			newKeys = append(newKeys, newKey{a.Key, StatusApplied, ""})
+			seen[a.Key] = verdict{StatusApplied, ""}
+			newEvents = append(newEvents, newEvent{a.Key, a.Type, buf.String(), formatTime(a.CreatedAt)})
+			events = append(events, Event{Key: a.Key, Type: a.Type, Payload: json.RawMessage(buf.Bytes()), AppliedAt: now})
 			res.Status = StatusApplied
 			applied++
 		}
 		results[i] = res
+	}
+	if len(newKeys) > 0 {
+		b, _ := json.Marshal(newKeys)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO keys (key, status, error, first_seen)
+			SELECT value ->> '$.key', value ->> '$.status', value ->> '$.error', ? FROM json_each(?)`, nowText, string(b)); err != nil {
+			return nil, fmt.Errorf("apply: record keys: %w", err)
+		}
+	}
+	if len(newEvents) > 0 {
+		b, _ := json.Marshal(newEvents)
+		// Inserted in batch order (ORDER BY key, the array index), so
+		// cursors follow it: the first new event gets the lowest cursor.
+		var first int64
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1`).Scan(&first)
+		if err != nil {
+			return nil, fmt.Errorf("apply: next cursor: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (key, type, payload, created_at, applied_at)
+			SELECT value ->> '$.key', value ->> '$.type', value ->> '$.payload', value ->> '$.created_at', ?
+			FROM json_each(?) ORDER BY key`, nowText, string(b))
+		if err != nil {
+			return nil, fmt.Errorf("apply: insert events: %w", err)
+		}
+		last, err := res.LastInsertId()
+		if err != nil || last != first+int64(len(newEvents))-1 {
+			return nil, fmt.Errorf("apply: insert events: cursors %d..%d do not match %d events (%v)", first, last, len(newEvents), err)
+		}
+		for i := range events {
+			events[i].Cursor = first + int64(i)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE counters SET applied = applied + ?,
 		duplicates = duplicates + ?, rejected = rejected + ? WHERE id = 1`, applied, dups, rejected); err != nil {

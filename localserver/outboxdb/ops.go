@@ -3,6 +3,7 @@ package outboxdb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -275,21 +276,38 @@ func (db *DB) moveAll(ctx context.Context, from, to outbox.State, detail string)
 }
 
 // addHistories records the change of each action from state from to its
-// current state.
+// current state, in one statement.
 func addHistories(ctx context.Context, tx *sql.Tx, acts []outbox.Action, at string, from outbox.State, detail func(outbox.Action) string) error {
 	if len(acts) == 0 {
 		return nil
 	}
-	st, err := tx.PrepareContext(ctx,
-		`INSERT INTO history (action_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)`)
+	rows := make([]historyRow, len(acts))
+	for i, a := range acts {
+		rows[i] = historyRow{ID: a.ID, To: string(a.State), Detail: detail(a)}
+	}
+	return insertHistories(ctx, tx, at, from, rows)
+}
+
+// historyRow is one history entry to insert.
+type historyRow struct {
+	ID     int64  `json:"id"`
+	To     string `json:"to"`
+	Detail string `json:"detail"`
+}
+
+// insertHistories inserts many history rows with one statement: the rows
+// travel as one JSON array, which costs far less than a statement per row.
+func insertHistories(ctx context.Context, tx *sql.Tx, at string, from outbox.State, rows []historyRow) error {
+	b, err := json.Marshal(rows)
 	if err != nil {
 		return fmt.Errorf("insert history: %w", err)
 	}
-	defer st.Close()
-	for _, a := range acts {
-		if _, err := st.ExecContext(ctx, a.ID, at, string(from), string(a.State), detail(a)); err != nil {
-			return fmt.Errorf("insert history: %w", err)
-		}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO history (action_id, at, from_state, to_state, detail)
+		 SELECT value ->> '$.id', ?, ?, value ->> '$.to', value ->> '$.detail' FROM json_each(?) ORDER BY key`,
+		at, string(from), string(b))
+	if err != nil {
+		return fmt.Errorf("insert history: %w", err)
 	}
 	return nil
 }
@@ -372,6 +390,29 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 	defer db.gate.leave()
 	err := db.write(ctx, func(tx *sql.Tx) ([]outbox.Action, error) {
 		// Check every outcome before changing anything.
+		ids := make([]int64, len(outcomes))
+		for i, o := range outcomes {
+			ids[i] = o.ID
+		}
+		idsJSON, _ := json.Marshal(ids)
+		rows, err := tx.QueryContext(ctx, `SELECT id, state FROM actions WHERE id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+		if err != nil {
+			return nil, err
+		}
+		current := make(map[int64]outbox.State, len(outcomes))
+		for rows.Next() {
+			var id int64
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			current[id] = outbox.State(st)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 		state := make(map[int64]outbox.State, len(outcomes))
 		for _, o := range outcomes {
 			to, ok := outcomeState(o.Status)
@@ -380,67 +421,85 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 			}
 			from, seen := state[o.ID]
 			if !seen {
-				var s string
-				err := tx.QueryRowContext(ctx, `SELECT state FROM actions WHERE id = ?`, o.ID).Scan(&s)
-				if errors.Is(err, sql.ErrNoRows) {
+				if from, ok = current[o.ID]; !ok {
 					return nil, fmt.Errorf("action %d: %w", o.ID, outbox.ErrNotFound)
 				}
-				if err != nil {
-					return nil, err
-				}
-				from = outbox.State(s)
 			}
 			if from != outbox.Syncing || !outbox.CanTransition(from, to) {
 				return nil, &outbox.TransitionError{ID: o.ID, From: from, To: to}
 			}
 			state[o.ID] = to
 		}
-		now := db.stamp()
-		ts := fmtTime(now)
-		changed := make([]outbox.Action, 0, len(outcomes))
+
+		// Outcomes that change a row the same way are applied together.
+		type change struct {
+			to      outbox.State
+			errText string
+			next    any
+		}
+		groups := map[change][]int64{}
+		var order []change
+		hist := make([]historyRow, 0, len(outcomes))
 		for _, o := range outcomes {
-			var (
-				row    *sql.Row
-				detail string
-			)
+			var c change
+			detail := ""
 			switch o.Status {
 			case outbox.Applied, outbox.Duplicate:
-				row = tx.QueryRowContext(ctx,
-					`UPDATE actions SET state = 'synced', updated_at = ?, synced_at = ?, last_error = '', next_attempt_at = NULL
-					 WHERE id = ? RETURNING `+actionCols, ts, ts, o.ID)
-				detail = string(o.Status)
+				c.to, detail = outbox.Synced, string(o.Status)
 				if o.Status == outbox.Duplicate {
 					detail = "duplicate: the upstream already had it"
 				}
 			case outbox.Rejected:
-				row = tx.QueryRowContext(ctx,
-					`UPDATE actions SET state = 'failed', updated_at = ?, last_error = ?, next_attempt_at = NULL
-					 WHERE id = ? RETURNING `+actionCols, ts, o.Error, o.ID)
-				detail = "rejected"
+				c.to, c.errText, detail = outbox.Failed, o.Error, "rejected"
 				if o.Error != "" {
 					detail = "rejected: " + o.Error
 				}
 			default:
-				var next any
+				c.to, c.errText, detail = outbox.Queued, o.Error, "will retry"
 				if !o.RetryAt.IsZero() {
-					next = fmtTime(normTime(o.RetryAt))
+					c.next = fmtTime(normTime(o.RetryAt))
 				}
-				row = tx.QueryRowContext(ctx,
-					`UPDATE actions SET state = 'queued', updated_at = ?, last_error = ?, next_attempt_at = ?
-					 WHERE id = ? RETURNING `+actionCols, ts, o.Error, next, o.ID)
-				detail = "will retry"
 				if o.Error != "" {
 					detail = o.Error
 				}
 			}
-			a, err := scanAction(row)
-			if err != nil {
-				return nil, fmt.Errorf("action %d: %w", o.ID, err)
+			if _, ok := groups[c]; !ok {
+				order = append(order, c)
 			}
-			if err := addHistory(ctx, tx, o.ID, ts, outbox.Syncing, a.State, detail); err != nil {
+			groups[c] = append(groups[c], o.ID)
+			hist = append(hist, historyRow{ID: o.ID, To: string(c.to), Detail: detail})
+		}
+		ts := fmtTime(db.stamp())
+		changed := make([]outbox.Action, 0, len(outcomes))
+		for _, c := range order {
+			idsJSON, _ := json.Marshal(groups[c])
+			var rows *sql.Rows
+			var err error
+			switch c.to {
+			case outbox.Synced:
+				rows, err = tx.QueryContext(ctx,
+					`UPDATE actions SET state = 'synced', updated_at = ?, synced_at = ?, last_error = '', next_attempt_at = NULL
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, ts, string(idsJSON))
+			case outbox.Failed:
+				rows, err = tx.QueryContext(ctx,
+					`UPDATE actions SET state = 'failed', updated_at = ?, last_error = ?, next_attempt_at = NULL
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, string(idsJSON))
+			default:
+				rows, err = tx.QueryContext(ctx,
+					`UPDATE actions SET state = 'queued', updated_at = ?, last_error = ?, next_attempt_at = ?
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, c.next, string(idsJSON))
+			}
+			if err != nil {
 				return nil, err
 			}
-			changed = append(changed, a)
+			acts, err := scanActions(rows)
+			if err != nil {
+				return nil, err
+			}
+			changed = append(changed, acts...)
+		}
+		if err := insertHistories(ctx, tx, ts, outbox.Syncing, hist); err != nil {
+			return nil, err
 		}
 		return changed, nil
 	}, nil)
