@@ -1,13 +1,18 @@
 # synctray — the two commands of the README are `make run` and `make test`.
+# Go from /usr/local/go where it is not on PATH yet.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/synctray
-# Debian packages: cgo for SQLite and Fyne (GLFW, X11), Chromium for the
-# browser tests, Xvfb/DBus/ImageMagick for the tray tests and screenshots.
-APT_PKGS := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
-	libxinerama-dev libxi-dev libxxf86vm-dev chromium xvfb xauth dbus imagemagick
+# Debian packages: to build and run, cgo for SQLite and Fyne (GLFW, X11);
+# to test, also Chromium for the browser tests and Xvfb/DBus/ImageMagick
+# for the tray tests and screenshots.
+RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
+	libxinerama-dev libxi-dev libxxf86vm-dev
+TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick
 
 .PHONY: run test deps build bench fuzz vet clean
 
+run: APT_PKGS = $(RUN_PKGS)
 run: deps build
 	./$(BIN)
 
@@ -15,6 +20,7 @@ build:
 	$(GO) build -o $(BIN) .
 
 # Installs the Debian packages that are missing (with sudo when not root).
+APT_PKGS ?= $(TEST_PKGS)
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -24,6 +30,7 @@ deps:
 	fi
 
 # Every test, one `go test` call so the build cache is shared.
+test: APT_PKGS = $(TEST_PKGS)
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -shuffle=on -timeout 20m ./...
