@@ -19,7 +19,7 @@ import (
 // process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd, rest := "", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 		cmd, rest = args[0], args[1:]
 	}
 	var err error
@@ -33,7 +33,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runOpen(ctx, rest, stdout, stderr)
 	case "outbox":
 		err = runOutbox(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "-help":
 		usage(stdout)
 		return 0
 	default:
@@ -82,7 +82,11 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultAddr string) {
-	fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory (outbox, API token)")
+	c.registerIn(fs, defaultAddr, defaultDataDir())
+}
+
+func (c *common) registerIn(fs *flag.FlagSet, defaultAddr, defaultDir string) {
+	fs.StringVar(&c.dataDir, "data-dir", defaultDir, "data directory (outbox, API token)")
 	fs.StringVar(&c.addr, "addr", defaultAddr, "loopback address to listen on or talk to")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }

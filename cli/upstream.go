@@ -17,9 +17,7 @@ import (
 func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upstream", "synctray upstream [flags]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.", stderr)
 	var c common
-	c.register(fs, "127.0.0.1:7718")
-	fs.Lookup("data-dir").DefValue = filepath.Join(defaultDataDir(), "upstream")
-	fs.Set("data-dir", fs.Lookup("data-dir").DefValue)
+	c.registerIn(fs, "127.0.0.1:7718", filepath.Join(defaultDataDir(), "upstream"))
 	token := fs.String("token", "", "require this bearer token")
 	var f upstream.Faults
 	fs.Float64Var(&f.FailRate, "fail-rate", 0, "fraction of POST /v1/actions answered 503 without applying")
