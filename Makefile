@@ -10,7 +10,7 @@ RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev 
 	libxinerama-dev libxi-dev libxxf86vm-dev
 TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick
 
-.PHONY: run test deps build bench fuzz vet clean
+.PHONY: run test deps build bench fuzz vet clean package
 
 run: APT_PKGS = $(RUN_PKGS)
 run: deps build
@@ -41,6 +41,15 @@ bench: deps
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeActionRequest -fuzztime 60s ./localserver/
+
+# The Linux package: bin/synctray.tar.xz (the binary, a .desktop file, the
+# icon and a Makefile: `sudo make install` puts them under /usr/local, or
+# /usr where /usr/local does not exist; `make user-install` under ~/.local).
+# Metadata from FyneApp.toml; the fyne tool comes from the Go module proxy.
+package: APT_PKGS = $(RUN_PKGS)
+package: deps
+	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --os linux --release
+	mkdir -p bin && mv synctray.tar.xz bin/
 
 clean:
 	rm -rf bin

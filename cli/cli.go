@@ -24,8 +24,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch cmd {
-	case "", "serve":
-		// Until the tray app lands, `synctray` alone is `synctray serve`.
+	case "":
+		err = runTray(ctx, rest, stdout, stderr)
+	case "serve":
 		err = runServe(ctx, rest, stdout, stderr)
 	case "upstream":
 		err = runUpstream(ctx, rest, stdout, stderr)
@@ -61,7 +62,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `synctray keeps your actions safe while the connection comes and goes.
 
 Usage:
-  synctray [serve] [flags]        run the local host (with a built-in upstream unless --upstream)
+  synctray [flags]                the tray app: the local host, a tray icon and the outbox window
+                                  (without a display it runs like 'synctray serve')
+  synctray serve [flags]          the local host without a GUI (built-in upstream unless --upstream)
   synctray upstream [flags]       run the reference upstream server
   synctray open [--print]         open the running host in the browser (one-time login link)
   synctray outbox COMMAND         inspect and steer the outbox of the running host:

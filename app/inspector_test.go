@@ -1,0 +1,333 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"synctray/localserver"
+	"synctray/localserver/outbox"
+)
+
+// cells renders one table row through the table's own callbacks.
+func cells(in *inspector, row int) []string {
+	var out []string
+	for col := range columns {
+		o := in.table.CreateCell()
+		in.updateCell(widget.TableCellID{Row: row, Col: col}, o)
+		out = append(out, o.(*widget.Label).Text)
+	}
+	return out
+}
+
+func rowIDs(in *inspector) []int64 {
+	var ids []int64
+	for _, r := range in.rows {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func filterTexts(in *inspector) string {
+	var s []string
+	for _, st := range filterOrder {
+		s = append(s, in.filters[st].Text)
+	}
+	return strings.Join(s, " ")
+}
+
+// openInspector starts the app with the window shown and waits for rows.
+func openInspector(t *testing.T, f *fakeHost, o Options) (*App, *inspector) {
+	t.Helper()
+	a := startApp(t, f, o) // no tray: the window opens at start
+	waitFor(t, a, "the inspector's first rows", func() bool { return a.insp != nil && len(a.insp.rows) > 0 })
+	return a, a.insp
+}
+
+// sample is an outbox with every state: ids 1–3 queued, 4–5 synced, 6 failed, 7 cancelled.
+func sample() *fakeHost {
+	f := newFakeHost()
+	for i := 1; i <= 3; i++ {
+		f.add("message", outbox.Queued, fmt.Sprintf(`{"text":"queued %d"}`, i))
+	}
+	f.add("message", outbox.Synced, `{"text":"synced 4"}`)
+	f.add("note", outbox.Synced, `{"text":"synced 5"}`)
+	f.add("message", outbox.Failed, `{"text":"failed 6"}`)
+	f.add("message", outbox.Cancelled, `{"text":"cancelled 7"}`)
+	return f
+}
+
+func TestInspectorFiltersCountsAndRows(t *testing.T) {
+	a, in := openInspector(t, sample(), Options{})
+	waitFor(t, a, "counts on the filters", func() bool {
+		return filterTexts(in) == "Queued (3) Syncing (0) Synced (2) Failed (1) Cancelled (1) All (7)"
+	})
+	inspect(a, func() {
+		if got := fmt.Sprint(rowIDs(in)); got != "[7 6 5 4 3 2 1]" {
+			t.Errorf("rows %s, want all seven, newest first", got)
+		}
+		if in.filters[""].Importance != widget.HighImportance {
+			t.Error("the All filter is not highlighted")
+		}
+		got := cells(in, 1) // action 6, failed
+		want := []string{when(fakeEpoch.Add(6e9), "2006-01-02 15:04:05"), "message", "0190a0b0-0000-7000-8000-000000000006", "failed", "1", "", "payload rejected: text too long"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("row of action 6:\n got %q\nwant %q", got, want)
+		}
+		test.Tap(in.filters[outbox.Queued])
+	})
+	waitFor(t, a, "only queued rows", func() bool { return fmt.Sprint(rowIDs(in)) == "[3 2 1]" })
+	inspect(a, func() {
+		if in.filters[outbox.Queued].Importance != widget.HighImportance || in.filters[""].Importance == widget.HighImportance {
+			t.Error("the Queued filter is not the highlighted one")
+		}
+		if in.pageOf.Text != "1–3 of 3" {
+			t.Errorf("pager %q, want 1–3 of 3", in.pageOf.Text)
+		}
+		test.Tap(in.filters[outbox.Syncing])
+	})
+	waitFor(t, a, "no syncing rows", func() bool { return len(in.rows) == 0 && in.pageOf.Text == "No actions" })
+}
+
+func TestInspectorDetailPane(t *testing.T) {
+	a, in := openInspector(t, sample(), Options{})
+	inspect(a, func() {
+		if in.detailTitle.Text != noSelection {
+			t.Errorf("detail title %q before a selection", in.detailTitle.Text)
+		}
+		if !in.cancel.Disabled() || !in.retry.Disabled() {
+			t.Error("Cancel and Retry are enabled with nothing selected")
+		}
+		in.table.Select(widget.TableCellID{Row: 1, Col: 2}) // action 6, failed
+	})
+	waitFor(t, a, "the detail of action 6", func() bool { return in.detailTitle.Text == "Action 6 · failed" })
+	inspect(a, func() {
+		if want := "{\n  \"text\": \"failed 6\"\n}"; in.payload.Text != want {
+			t.Errorf("payload %q, want it pretty-printed: %q", in.payload.Text, want)
+		}
+		for _, want := range []string{"Key: 0190a0b0-0000-7000-8000-000000000006", "Attempts: 1", "Last error: payload rejected: text too long"} {
+			if !strings.Contains(in.fields.Text, want) {
+				t.Errorf("fields %q lack %q", in.fields.Text, want)
+			}
+		}
+		lines := strings.Split(in.history.Text, "\n")
+		if len(lines) != 2 || !strings.Contains(lines[0], "(new) → queued") || !strings.Contains(lines[1], "queued → failed") {
+			t.Errorf("history %q, want (new) → queued, queued → failed", lines)
+		}
+		if in.cancel.Disabled() || in.retry.Disabled() {
+			t.Error("Cancel and Retry are disabled with an action selected")
+		}
+	})
+}
+
+func TestInspectorButtonsCallTheHost(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+
+	t.Run("Retry queues a failed action again", func(t *testing.T) {
+		inspect(a, func() { in.table.Select(widget.TableCellID{Row: 1}) }) // action 6
+		waitFor(t, a, "action 6 selected", func() bool { return in.detailTitle.Text == "Action 6 · failed" })
+		inspect(a, func() { test.Tap(in.retry) })
+		waitFor(t, a, "action 6 queued in the table", func() bool { return cells(in, 1)[3] == "queued" && in.notice.Text == "Action 6 is now queued" })
+		if !f.called("Retry 6") {
+			t.Errorf("host calls %q, want Retry 6", f.calls)
+		}
+	})
+	t.Run("Cancel cancels a queued action", func(t *testing.T) {
+		inspect(a, func() { in.table.Select(widget.TableCellID{Row: 4}) }) // action 3
+		waitFor(t, a, "action 3 selected", func() bool { return in.detailTitle.Text == "Action 3 · queued" })
+		inspect(a, func() { test.Tap(in.cancel) })
+		waitFor(t, a, "action 3 cancelled in the table", func() bool {
+			return cells(in, 4)[3] == "cancelled" && in.detailTitle.Text == "Action 3 · cancelled"
+		})
+		if !f.called("Cancel 3") {
+			t.Errorf("host calls %q, want Cancel 3", f.calls)
+		}
+	})
+	t.Run("Sync now sends the queued actions", func(t *testing.T) {
+		inspect(a, func() { test.Tap(in.syncNow) })
+		waitFor(t, a, "synced rows", func() bool {
+			return in.notice.Text == "Synced 3 actions" && cells(in, 5)[3] == "synced" && cells(in, 6)[3] == "synced"
+		})
+		if !f.called("SyncNow") {
+			t.Errorf("host calls %q, want SyncNow", f.calls)
+		}
+		waitFor(t, a, "counts after the sync", func() bool {
+			return filterTexts(in) == "Queued (0) Syncing (0) Synced (5) Failed (0) Cancelled (2) All (7)"
+		})
+	})
+	t.Run("Work offline in the window", func(t *testing.T) {
+		inspect(a, func() { in.offline.SetChecked(true) })
+		waitFor(t, a, "working offline", func() bool { return strings.HasPrefix(in.status.Text, "Working offline") })
+		if !f.called("SetWorkOffline true") {
+			t.Errorf("host calls %q, want SetWorkOffline true", f.calls)
+		}
+	})
+}
+
+func TestInspectorShowsTheHostsRefusal(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 2}) }) // action 5, synced
+	waitFor(t, a, "action 5 selected", func() bool { return in.detailTitle.Text == "Action 5 · synced" })
+	inspect(a, func() { test.Tap(in.cancel) })
+	want := (&outbox.TransitionError{ID: 5, From: outbox.Synced, To: outbox.Cancelled}).Error()
+	waitFor(t, a, "the refusal", func() bool { return in.notice.Text == want })
+	inspect(a, func() {
+		if !strings.Contains(want, "already reached the upstream") {
+			t.Errorf("refusal %q does not say why", want)
+		}
+		if in.notice.Importance != widget.DangerImportance {
+			t.Error("the refusal is not shown as an error")
+		}
+		if cells(in, 2)[3] != "synced" {
+			t.Error("the synced action changed")
+		}
+	})
+}
+
+func TestInspectorMovesRowsLiveAndKeepsTheSelection(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+	inspect(a, func() { test.Tap(in.filters[outbox.Queued]) })
+	waitFor(t, a, "queued rows", func() bool { return fmt.Sprint(rowIDs(in)) == "[3 2 1]" })
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 1}) }) // action 2
+	waitFor(t, a, "action 2 selected", func() bool { return in.detailTitle.Text == "Action 2 · queued" })
+
+	// A new action arrives on top: the selection follows action 2 down.
+	n := f.add("message", outbox.Queued, `{"text":"new"}`)
+	f.setState(n.ID, outbox.Queued, "")
+	waitFor(t, a, "the new row on top", func() bool { return fmt.Sprint(rowIDs(in)) == "[8 3 2 1]" })
+	inspect(a, func() {
+		if in.selRow != 2 || in.selID != 2 {
+			t.Errorf("selection row %d id %d, want row 2 (action 2)", in.selRow, in.selID)
+		}
+	})
+
+	// The host reports action 2 synced: it leaves the queued rows, the
+	// counts move, and the detail pane still shows it.
+	f.setState(2, outbox.Synced, "")
+	waitFor(t, a, "action 2 gone from the queued rows", func() bool { return fmt.Sprint(rowIDs(in)) == "[8 3 1]" })
+	waitFor(t, a, "action 2 synced in the detail pane", func() bool { return in.detailTitle.Text == "Action 2 · synced" })
+	waitFor(t, a, "counts", func() bool { return strings.HasPrefix(filterTexts(in), "Queued (3) Syncing (0) Synced (3)") })
+	inspect(a, func() {
+		if in.selRow != -1 {
+			t.Errorf("table selection row %d, want none (action 2 left this filter)", in.selRow)
+		}
+		if a.snapshot().selected != 2 {
+			t.Errorf("selected %d, want 2", a.snapshot().selected)
+		}
+	})
+}
+
+func TestInspectorCancelAllQueuedAsksFirst(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+	waitFor(t, a, "Cancel all enabled", func() bool { return !in.cancelAll.Disabled() })
+	inspect(a, func() { test.Tap(in.cancelAll) })
+	if f.called("CancelAllQueued") {
+		t.Fatal("cancelled without asking")
+	}
+	inspect(a, func() {
+		top := in.w.Canvas().Overlays().Top()
+		if top == nil {
+			t.Fatal("no confirmation dialog")
+		}
+		b := findButton(top, LabelConfirmCancel)
+		if b == nil {
+			t.Fatalf("no %q button in the dialog", LabelConfirmCancel)
+		}
+		test.Tap(b)
+	})
+	waitFor(t, a, "queued actions cancelled", func() bool {
+		return in.notice.Text == "Cancelled 3 queued actions" && strings.HasPrefix(filterTexts(in), "Queued (0)") && in.cancelAll.Disabled()
+	})
+}
+
+func findButton(o fyne.CanvasObject, text string) *widget.Button {
+	for _, c := range test.LaidOutObjects(o) {
+		if b, ok := c.(*widget.Button); ok && b.Text == text {
+			return b
+		}
+	}
+	return nil
+}
+
+func TestInspectorPagesLargeOutboxes(t *testing.T) {
+	f := newFakeHost()
+	for range 100000 {
+		f.add("message", outbox.Queued, `{}`)
+	}
+	a, in := openInspector(t, f, Options{PageSize: 100})
+	waitFor(t, a, "the first page", func() bool { return in.pageOf.Text == "1–100 of 100,000" })
+	inspect(a, func() {
+		if in.rows[0].ID != 100000 || len(in.rows) != 100 {
+			t.Errorf("first page: %d rows from %d", len(in.rows), in.rows[0].ID)
+		}
+		if !in.newer.Disabled() || in.older.Disabled() {
+			t.Error("pager buttons: want Newer disabled, Older enabled")
+		}
+		test.Tap(in.older)
+	})
+	waitFor(t, a, "the second page", func() bool { return in.pageOf.Text == "101–200 of 100,000" && in.rows[0].ID == 99900 })
+	inspect(a, func() { test.Tap(in.newer) })
+	waitFor(t, a, "the first page again", func() bool { return in.pageOf.Text == "1–100 of 100,000" && in.rows[0].ID == 100000 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxLimit > 100 {
+		t.Errorf("the inspector listed %d actions at once, want pages of 100", f.maxLimit)
+	}
+}
+
+func TestNotificationsAreCoalesced(t *testing.T) {
+	f := newFakeHost()
+	mine := f.add("message", outbox.Queued, `{"text":"mine"}`)
+	type note struct{ title, body string }
+	notes := make(chan note, 16)
+	startApp(t, f, Options{Tray: &fakeTray{}, Notify: func(title, body string) { notes <- note{title, body} }})
+	expect := func(title, body string) {
+		t.Helper()
+		select {
+		case n := <-notes:
+			if n.title != title || n.body != body {
+				t.Fatalf("notification %q / %q, want %q / %q", n.title, n.body, title, body)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no notification %q", title)
+		}
+	}
+
+	// The host says the backlog went out after being offline.
+	f.setState(mine.ID, outbox.Synced, "") // our key: its echo below is not news
+	f.hub.Publish(localserver.Event{Kind: "report", Report: &localserver.SyncReport{Synced: 12, AfterOffline: true}})
+	expect("Back online", "12 actions synced")
+
+	// A burst of rejections is one notification.
+	for i := range 5 {
+		r := f.add("message", outbox.Queued, fmt.Sprintf(`{"n":%d}`, i))
+		f.setState(r.ID, outbox.Failed, "too long")
+	}
+	expect("Upstream rejected 5 actions", "The first: message: too long. Open the outbox to retry or cancel them.")
+
+	// Inbound messages: ours (seen in action events) are not news.
+	message := func(key, payload string) localserver.Event {
+		return localserver.Event{Kind: "message", Message: &localserver.Message{Key: key, Type: "message", Payload: json.RawMessage(payload)}}
+	}
+	f.hub.Publish(message(mine.Key, `{"text":"mine"}`))
+	f.hub.Publish(message("0190a0b0-0000-7000-8000-ffffffffffff", `{"text":"hello from the other laptop"}`))
+	expect("New message", "hello from the other laptop")
+	f.hub.Publish(message("0190a0b0-0000-7000-8000-fffffffffff1", `{"text":"one"}`))
+	f.hub.Publish(message("0190a0b0-0000-7000-8000-fffffffffff2", `{"text":"two"}`))
+	expect("2 new messages", "one …")
+	select {
+	case n := <-notes:
+		t.Fatalf("unexpected notification %q / %q", n.title, n.body)
+	case <-time.After(150 * time.Millisecond):
+	}
+}

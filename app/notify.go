@@ -1,0 +1,92 @@
+package app
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// notifier coalesces desktop notifications: the first event of a kind
+// opens a window; when it closes, one notification sums up every event of
+// that kind seen in it. So a burst (a backlog rejected, a flood of
+// inbound messages) is one notification, not hundreds.
+type notifier struct {
+	window time.Duration
+	send   func(title, body string)
+
+	mu      sync.Mutex
+	pending map[string]*burst
+	stopped bool
+}
+
+type burst struct {
+	events int    // events seen
+	total  int    // sum of their counts (actions synced)
+	first  string // the first event's text
+	timer  *time.Timer
+}
+
+func newNotifier(window time.Duration, send func(title, body string)) *notifier {
+	return &notifier{window: window, send: send, pending: map[string]*burst{}}
+}
+
+// add records an event of a kind ("synced", "rejected", "message").
+func (n *notifier) add(kind string, count int, text string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return
+	}
+	b := n.pending[kind]
+	if b == nil {
+		b = &burst{first: text}
+		n.pending[kind] = b
+		b.timer = time.AfterFunc(n.window, func() { n.flush(kind) })
+	}
+	b.events++
+	b.total += count
+}
+
+func (n *notifier) flush(kind string) {
+	n.mu.Lock()
+	b := n.pending[kind]
+	delete(n.pending, kind)
+	stopped := n.stopped
+	n.mu.Unlock()
+	if b == nil || stopped {
+		return
+	}
+	title, body := summary(kind, b)
+	n.send(title, body)
+}
+
+// stop drops what is pending; nothing is sent after it.
+func (n *notifier) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopped = true
+	for k, b := range n.pending {
+		b.timer.Stop()
+		delete(n.pending, k)
+	}
+}
+
+// summary is the notification for a burst of events of one kind.
+func summary(kind string, b *burst) (title, body string) {
+	switch kind {
+	case "synced":
+		return "Back online", plural(b.total, "action") + " synced"
+	case "rejected":
+		if b.events == 1 {
+			return "Upstream rejected an action", b.first
+		}
+		return fmt.Sprintf("Upstream rejected %s", plural(b.events, "action")),
+			"The first: " + b.first + ". Open the outbox to retry or cancel them."
+	case "message":
+		if b.events == 1 {
+			return "New message", b.first
+		}
+		return count(b.events) + " new messages", b.first + " …"
+	}
+	return kind, b.first
+}
