@@ -36,7 +36,7 @@ type Message struct {
 type Hub struct {
 	mu      sync.Mutex
 	seq     int64
-	ring    []Event // the most recent events, for reconnects
+	ring    []Event // the most recent events, for reconnects: a circular buffer
 	ringMax int
 	subs    map[*Subscription]struct{}
 	bufSize int
@@ -66,11 +66,11 @@ func (h *Hub) Publish(ev Event) {
 	defer h.mu.Unlock()
 	h.seq++
 	ev.Seq = h.seq
-	if len(h.ring) == h.ringMax {
-		copy(h.ring, h.ring[1:])
-		h.ring = h.ring[:len(h.ring)-1]
+	if len(h.ring) < h.ringMax {
+		h.ring = append(h.ring, ev)
+	} else {
+		h.ring[int((ev.Seq-1)%int64(h.ringMax))] = ev
 	}
-	h.ring = append(h.ring, ev)
 	for s := range h.subs {
 		select {
 		case s.C <- ev:
@@ -89,13 +89,12 @@ func (h *Hub) Subscribe(since int64) *Subscription {
 	defer h.mu.Unlock()
 	s := &Subscription{C: make(chan Event, h.bufSize), hub: h}
 	if since > 0 && since < h.seq {
-		if len(h.ring) == 0 || h.ring[0].Seq > since+1 || h.seq-since > int64(h.bufSize) {
+		oldest := h.seq - int64(len(h.ring)) + 1 // the ring holds oldest..seq
+		if oldest > since+1 || h.seq-since > int64(h.bufSize) {
 			s.C <- Event{Seq: h.seq, Kind: "resync"}
 		} else {
-			for _, ev := range h.ring {
-				if ev.Seq > since {
-					s.C <- ev
-				}
+			for seq := since + 1; seq <= h.seq; seq++ {
+				s.C <- h.ring[int((seq-1)%int64(h.ringMax))]
 			}
 		}
 	}
