@@ -188,6 +188,9 @@ func Open(cfg Config) (*Host, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 	}
+	// Shutdown does not wait for hijacked connections: end the WebSockets
+	// so pages and the tray notice at once.
+	h.srv.RegisterOnShutdown(h.hub.Close)
 	return h, nil
 }
 

@@ -40,6 +40,7 @@ type Hub struct {
 	ringMax int
 	subs    map[*Subscription]struct{}
 	bufSize int
+	closed  bool
 }
 
 // Subscription receives events on C until it is dropped or closed.
@@ -88,6 +89,10 @@ func (h *Hub) Subscribe(since int64) *Subscription {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := &Subscription{C: make(chan Event, h.bufSize), hub: h}
+	if h.closed {
+		close(s.C)
+		return s
+	}
 	if since > 0 && since < h.seq {
 		oldest := h.seq - int64(len(h.ring)) + 1 // the ring holds oldest..seq
 		if oldest > since+1 || h.seq-since > int64(h.bufSize) {
@@ -112,6 +117,25 @@ func (s *Subscription) Close() {
 		delete(h.subs, s)
 		close(s.C)
 	}
+}
+
+// Close ends every subscription (their channels close) and refuses new
+// ones: the host is shutting down.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}
+
+// Closed reports whether Close was called.
+func (h *Hub) Closed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
 }
 
 // Subscribers returns the number of live subscriptions.

@@ -15,6 +15,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/push"
@@ -36,6 +38,10 @@ func TestServiceWorkerScript(t *testing.T) {
 	resp, data := e.req("GET", "/sw.js", nil, map[string]string{"Authorization": ""})
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
 		t.Fatalf("GET /sw.js = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp.Header.Get("ETag") != `"`+m0(data)+`"` || resp.Header.Get("Last-Modified") != "" {
+		t.Errorf("ETag %q, Last-Modified %q; want the version as ETag and no Last-Modified (a restart within a second must not answer 304)",
+			resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"))
 	}
 	if resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Errorf("Cache-Control = %q, want no-cache (browsers must see a new worker)", resp.Header.Get("Cache-Control"))
@@ -59,6 +65,43 @@ func TestServiceWorkerScript(t *testing.T) {
 	_, data2 := e2.req("GET", "/sw.js", nil, nil)
 	if strings.Contains(string(data2), m[1]) {
 		t.Fatalf("version %s unchanged after an asset changed", m[1])
+	}
+}
+
+// m0 returns the version filled into a test sw.js.
+func m0(sw []byte) string {
+	m := regexp.MustCompile(`VERSION = '([0-9a-f]+)'`).FindSubmatch(sw)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+func TestManifestType(t *testing.T) {
+	a := testAssets("")
+	a["manifest.webmanifest"] = &fstest.MapFile{Data: []byte(`{"name":"x"}`)}
+	e := startHost(t, localserver.Config{Assets: a})
+	resp, _ := e.req("GET", "/manifest.webmanifest", nil, nil)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/manifest+json" {
+		t.Fatalf("Content-Type = %q, want application/manifest+json", ct)
+	}
+}
+
+func TestWebSocketsCloseOnShutdown(t *testing.T) {
+	e := startHost(t, localserver.Config{})
+	c := dialWS(t, e)
+	waitFor(t, "subscription", func() bool { return e.host.Hub().Subscribers() == 1 })
+	e.stop()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue // events published while stopping
+		}
+		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Fatalf("read after shutdown: %v, want a going-away close", err)
+		}
+		return
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
 	"slices"
@@ -23,7 +24,11 @@ type shell struct {
 	version string
 	sw      []byte
 	files   http.Handler
-	started time.Time
+}
+
+func init() {
+	// The web app manifest's registered type (the default table lacks it).
+	mime.AddExtensionType(".webmanifest", "application/manifest+json")
 }
 
 func newShell(fsys fs.FS) (*shell, error) {
@@ -51,7 +56,7 @@ func newShell(fsys fs.FS) (*shell, error) {
 		return nil, fmt.Errorf("read assets: %w", err)
 	}
 	slices.Sort(precache[1:])
-	s := &shell{fsys: fsys, version: hex.EncodeToString(h.Sum(nil))[:16], files: http.FileServerFS(fsys), started: time.Now()}
+	s := &shell{fsys: fsys, version: hex.EncodeToString(h.Sum(nil))[:16], files: http.FileServerFS(fsys)}
 	if sw, err := fs.ReadFile(fsys, "sw.js"); err == nil {
 		list, _ := json.Marshal(precache)
 		sw = bytes.ReplaceAll(sw, []byte("__SYNCTRAY_VERSION__"), []byte(s.version))
@@ -80,7 +85,10 @@ func (s *shell) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Service-Worker-Allowed", "/")
-		http.ServeContent(w, r, "sw.js", s.started, bytes.NewReader(s.sw))
+		// An ETag of the asset hash, not a Last-Modified: a host restarted
+		// within the same second with other assets must not answer 304.
+		w.Header().Set("ETag", `"`+s.version+`"`)
+		http.ServeContent(w, r, "sw.js", time.Time{}, bytes.NewReader(s.sw))
 	default:
 		w.Header().Set("Cache-Control", "no-cache")
 		s.files.ServeHTTP(w, r)

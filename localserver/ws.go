@@ -78,10 +78,12 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-done:
 			return
 		case ev, ok := <-sub.C:
-			if !ok { // dropped for being too slow
-				conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too slow: reconnect with ?since"),
-					time.Now().Add(time.Second))
+			if !ok { // dropped for being too slow, or the host is stopping
+				msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "too slow: reconnect with ?since")
+				if h.hub.Closed() {
+					msg = websocket.FormatCloseMessage(websocket.CloseGoingAway, "host shutting down")
+				}
+				conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 				return
 			}
 			conn.SetWriteDeadline(time.Now().Add(h.o.WriteWait))
