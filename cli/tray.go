@@ -22,8 +22,6 @@ import (
 
 	"synctray/app"
 	"synctray/localserver"
-	"synctray/localserver/syncer"
-	"synctray/upstream"
 )
 
 // The tray app drives the host in-process through app.Host.
@@ -39,20 +37,16 @@ like 'synctray serve'; without a session bus (DBus), without the tray icon.`
 
 func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("synctray", traySynopsis, stderr)
-	var c common
-	c.register(fs, localserver.DefaultAddr)
 	// The same flags as serve: with no display, serve runs with these args.
-	upURL := fs.String("upstream", "", "upstream URL (default: a built-in reference upstream on loopback)")
-	upToken := fs.String("upstream-token", "", "bearer token for the upstream")
-	workOffline := fs.Bool("work-offline", false, "start with automatic sync paused")
-	batch := fs.Int("batch-size", 250, "actions per upstream request")
-	retention := fs.Duration("retention", 7*24*time.Hour, "how long synced and cancelled actions are kept")
+	var hf hostFlags
+	hf.register(fs)
 	if pos, err := parse(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		fs.Usage()
 		return errUsage
 	}
+	c := hf.common
 	log, err := c.logger(stderr)
 	if err != nil {
 		return err
@@ -73,35 +67,15 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	builtin := make(chan error, 1)
-	if *upURL == "" {
-		url, run, err := startUpstream(filepath.Join(c.dataDir, "upstream"), "127.0.0.1:0", upstream.Options{Logger: log.With("component", "upstream")})
-		if err != nil {
-			return fmt.Errorf("start built-in upstream: %w", err)
-		}
-		*upURL = url
-		go func() { builtin <- run(ctx) }()
-	} else {
-		close(builtin)
-	}
-
 	var ui atomic.Pointer[app.App]
-	host, err := localserver.Open(localserver.Config{
-		DataDir: c.dataDir, Addr: c.addr, UpstreamURL: *upURL, UpstreamToken: *upToken,
-		WorkOffline: *workOffline, Retention: *retention,
-		Sync:   syncer.Options{BatchSize: *batch},
-		Logger: log,
-		OnShow: func() bool {
-			if a := ui.Load(); a != nil {
-				a.ShowInspector()
-				return true
-			}
-			return false
-		},
+	host, stopUpstream, err := hf.openHost(ctx, log, func() bool {
+		if a := ui.Load(); a != nil {
+			a.ShowInspector()
+			return true
+		}
+		return false
 	})
 	if err != nil {
-		cancel()
-		<-builtin
 		// Started at the same moment as another synctray? Hand over to it.
 		if handed, herr := handOver(context.Background(), c, stdout); handed {
 			return herr
@@ -151,7 +125,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		t.Close()
 	}
 	err = <-hostDone
-	if uerr := <-builtin; uerr != nil && err == nil {
+	if uerr := stopUpstream(); uerr != nil && err == nil {
 		err = uerr
 	}
 	return err
