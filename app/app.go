@@ -108,7 +108,6 @@ type App struct {
 	tray  *trayMenu  // nil without a tray
 	insp  *inspector // built on first show; touched only on the UI thread
 	notes *notifier
-	ours  *keySet // idempotency keys of our own actions, seen in action events
 
 	ctx    context.Context
 	mu     sync.Mutex // guards vm
@@ -152,7 +151,7 @@ func New(fa fyne.App, o Options) *App {
 	if o.PageSize <= 0 {
 		o.PageSize = 100
 	}
-	a := &App{fa: fa, o: o, host: o.Host, log: o.Logger, ours: newKeySet(20000),
+	a := &App{fa: fa, o: o, host: o.Host, log: o.Logger,
 		dirty: make(chan struct{}, 1), urgent: make(chan struct{}, 1), ctx: context.Background()}
 	a.vm.cursors = []int64{0}
 	a.vm.needStatus = true
@@ -281,7 +280,6 @@ func (a *App) event(ev localserver.Event) {
 		}
 	case "action":
 		if act := ev.Action; act != nil {
-			a.ours.add(act.Key)
 			if act.State == outbox.Failed {
 				a.notes.add("rejected", 1, rejectedText(*act))
 			}
@@ -291,8 +289,8 @@ func (a *App) event(ev localserver.Event) {
 			a.notes.add("synced", r.Synced, "")
 		}
 	case "message":
-		if m := ev.Message; m != nil && !a.ours.has(m.Key) {
-			a.notes.add("message", 1, messageText(m.Payload))
+		if m := ev.Message; m != nil && !m.Own { // the host marks the echo of our own actions
+			a.notes.add("message", 1, m.Text())
 		}
 	case "resync":
 		a.update(func(vm *viewModel) { vm.needStatus = true })
@@ -513,35 +511,4 @@ func (a *App) quit() {
 		return
 	}
 	a.ui(a.fa.Quit)
-}
-
-// keySet remembers the last n keys added.
-type keySet struct {
-	mu    sync.Mutex
-	max   int
-	set   map[string]struct{}
-	order []string
-}
-
-func newKeySet(n int) *keySet { return &keySet{max: n, set: map[string]struct{}{}} }
-
-func (k *keySet) add(key string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if _, ok := k.set[key]; ok {
-		return
-	}
-	k.set[key] = struct{}{}
-	k.order = append(k.order, key)
-	if len(k.order) > k.max {
-		delete(k.set, k.order[0])
-		k.order = k.order[1:]
-	}
-}
-
-func (k *keySet) has(key string) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.set[key]
-	return ok
 }

@@ -304,7 +304,7 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 	}
 
 	// The host says the backlog went out after being offline.
-	f.setState(mine.ID, outbox.Synced, "") // our key: its echo below is not news
+	f.setState(mine.ID, outbox.Synced, "")
 	f.hub.Publish(localserver.Event{Kind: "report", Report: &localserver.SyncReport{Synced: 12, AfterOffline: true}})
 	expect("Back online", "12 actions synced")
 
@@ -315,11 +315,13 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 	}
 	expect("Upstream rejected 5 actions", "The first: message: too long. Open the outbox to retry or cancel them.")
 
-	// Inbound messages: ours (seen in action events) are not news.
+	// Inbound messages: ours (the host marks them Own) are not news.
 	message := func(key, payload string) localserver.Event {
 		return localserver.Event{Kind: "message", Message: &localserver.Message{Key: key, Type: "message", Payload: json.RawMessage(payload)}}
 	}
-	f.hub.Publish(message(mine.Key, `{"text":"mine"}`))
+	own := message(mine.Key, `{"text":"mine"}`)
+	own.Message.Own = true
+	f.hub.Publish(own)
 	f.hub.Publish(message("0190a0b0-0000-7000-8000-ffffffffffff", `{"text":"hello from the other laptop"}`))
 	expect("New message", "hello from the other laptop")
 	f.hub.Publish(message("0190a0b0-0000-7000-8000-fffffffffff1", `{"text":"one"}`))

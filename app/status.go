@@ -105,19 +105,6 @@ func plural(n int, noun string) string {
 	return count(n) + " " + noun + "s"
 }
 
-// messageText is a notification's body for a message payload: its "text"
-// field when it has one, else the JSON itself, shortened.
-func messageText(payload json.RawMessage) string {
-	var p struct {
-		Text string `json:"text"`
-	}
-	s := string(payload)
-	if json.Unmarshal(payload, &p) == nil && p.Text != "" {
-		s = p.Text
-	}
-	return shorten(s, 120)
-}
-
 func rejectedText(a outbox.Action) string {
 	s := a.Type
 	if a.LastError != "" {

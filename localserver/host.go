@@ -420,15 +420,15 @@ func (h *Host) follow(ctx context.Context) {
 		saved = time.Now()
 	}
 	err := h.client.Follow(ctx, from, 2*time.Second, func(ev upstream.Event) {
-		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt}
+		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt, Own: h.isOwn(ev.Key)}
 		h.inbox.add(m)
 		if ev.Cursor <= seen {
 			return
 		}
 		h.hub.Publish(Event{Kind: "message", Message: &m})
-		if !h.isOwn(ev.Key) {
+		if !m.Own {
 			evJSON, _ := json.Marshal(Event{Kind: "message", Message: &m})
-			h.sender.Notify(push.Notification{Kind: "message", Title: "New message", Body: messageText(ev.Payload),
+			h.sender.Notify(push.Notification{Kind: "message", Title: "New message", Body: m.Text(),
 				Tag: "message", URL: "/", Event: evJSON, Count: 1})
 		}
 		cursor = ev.Cursor
@@ -442,22 +442,6 @@ func (h *Host) follow(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		h.log.Error("follow upstream events", "err", err)
 	}
-}
-
-// messageText is a notification's body for a message payload: its "text"
-// field when it has one, else the JSON itself, shortened.
-func messageText(payload json.RawMessage) string {
-	var p struct {
-		Text string `json:"text"`
-	}
-	s := string(payload)
-	if json.Unmarshal(payload, &p) == nil && p.Text != "" {
-		s = p.Text
-	}
-	if r := []rune(s); len(r) > 120 {
-		s = string(r[:120]) + "…"
-	}
-	return s
 }
 
 // pruneLoop deletes synced and cancelled actions older than the retention.

@@ -28,6 +28,24 @@ type Message struct {
 	Type      string          `json:"type"`
 	Payload   json.RawMessage `json:"payload"`
 	AppliedAt time.Time       `json:"applied_at"`
+	// Own: this host sent it (the echo of our own action), so it is not news.
+	Own bool `json:"own"`
+}
+
+// Text is the message for a notification: the payload's "text" field when
+// it has one, else the JSON itself, shortened to 120 characters.
+func (m Message) Text() string {
+	var p struct {
+		Text string `json:"text"`
+	}
+	s := string(m.Payload)
+	if json.Unmarshal(m.Payload, &p) == nil && p.Text != "" {
+		s = p.Text
+	}
+	if r := []rune(s); len(r) > 120 {
+		s = string(r[:120]) + "…"
+	}
+	return s
 }
 
 // Hub fans events out to subscribers. Publishing never blocks: each

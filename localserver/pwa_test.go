@@ -182,9 +182,9 @@ func TestPush(t *testing.T) {
 		before := ps.count()
 		_, a := e.post(newKey(), "message", `{"text":"mine"}`)
 		waitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
-		waitFor(t, "its echo in /api/messages", func() bool {
+		waitFor(t, "its echo in /api/messages, marked as ours", func() bool {
 			_, data := e.req("GET", "/api/messages?limit=1", nil, nil)
-			return strings.Contains(string(data), a.Key)
+			return strings.Contains(string(data), a.Key) && strings.Contains(string(data), `"own":true`)
 		})
 		time.Sleep(100 * time.Millisecond) // longer than the coalescing window
 		if n := ps.count(); n != before {
