@@ -29,11 +29,14 @@ deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-# Every test, one `go test` call so the build cache is shared.
+# Every test in one `go test` call (it shares the build cache), then the
+# host and the upstream under the race detector.
 test: APT_PKGS = $(TEST_PKGS)
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -shuffle=on -timeout 20m ./...
+	# The concurrent core again under the race detector.
+	$(GO) test -race -count=1 -timeout 10m ./localserver/... ./upstream/
 	@cat artifacts/*.txt 2>/dev/null || true
 
 bench: deps
