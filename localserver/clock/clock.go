@@ -38,14 +38,13 @@ func (r realTimer) Stop() bool          { return r.t.Stop() }
 // Fake is a manually advanced clock for tests. The zero value is not
 // usable; call NewFake.
 type Fake struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	changed chan struct{} // closed and replaced whenever a timer is added
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
 }
 
 // NewFake returns a fake clock set to t.
-func NewFake(t time.Time) *Fake { return &Fake{now: t, changed: make(chan struct{})} }
+func NewFake(t time.Time) *Fake { return &Fake{now: t} }
 
 // Now returns the fake time.
 func (f *Fake) Now() time.Time {
@@ -65,8 +64,6 @@ func (f *Fake) NewTimer(d time.Duration) Timer {
 		return t
 	}
 	f.timers = append(f.timers, t)
-	close(f.changed)
-	f.changed = make(chan struct{})
 	return t
 }
 
@@ -99,13 +96,6 @@ func (f *Fake) Waiters() (n int, next time.Time) {
 		n++
 	}
 	return n, next
-}
-
-// TimerAdded returns a channel closed the next time a timer is created.
-func (f *Fake) TimerAdded() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.changed
 }
 
 type fakeTimer struct {
