@@ -275,8 +275,17 @@ func (a *App) follow(ctx context.Context, sub *localserver.Subscription) {
 func (a *App) event(ev localserver.Event) {
 	switch ev.Kind {
 	case "status":
-		if ev.Status != nil {
-			a.update(func(vm *viewModel) { vm.status, vm.haveStatus = *ev.Status, true })
+		if st := ev.Status; st != nil {
+			var news bool
+			a.update(func(vm *viewModel) {
+				// A new blocking problem is news once; online again clears it.
+				news = st.State == syncer.StateBlocked && st.Problem != nil &&
+					(!vm.haveStatus || vm.status.Problem == nil || vm.status.Problem.Code != st.Problem.Code || !vm.status.Problem.Since.Equal(st.Problem.Since))
+				vm.status, vm.haveStatus = *st, true
+			})
+			if news {
+				a.notes.add("blocked", 1, st.Problem.Message)
+			}
 		}
 	case "action":
 		if act := ev.Action; act != nil {

@@ -382,7 +382,7 @@ func (in *inspector) render(vm viewModel) {
 			line += " · last sync " + whenPtr(st.LastSync, "15:04:05")
 		}
 		setText(in.status, line)
-		if st.LastError != "" {
+		if st.LastError != "" && (st.Problem == nil || st.Problem.Message != st.LastError) {
 			setText(in.lastError, "Last error: "+st.LastError)
 			in.lastError.Show()
 		} else {

@@ -82,6 +82,8 @@ func summary(kind string, b *burst) (title, body string) {
 		}
 		return fmt.Sprintf("Upstream rejected %s", plural(b.events, "action")),
 			"The first: " + b.first + ". Open the outbox to retry or cancel them."
+	case "blocked":
+		return "Sync blocked", b.first
 	case "message":
 		if b.events == 1 {
 			return "New message", b.first

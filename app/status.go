@@ -10,6 +10,7 @@ import (
 
 	"synctray/localserver"
 	"synctray/localserver/outbox"
+	"synctray/localserver/syncer"
 )
 
 // IconState is what the tray icon shows.
@@ -50,6 +51,14 @@ func StatusLine(st localserver.Status) (string, IconState) {
 	var parts []string
 	state := IconSynced
 	switch {
+	case st.State == syncer.StateBlocked && st.Problem != nil:
+		// The upstream refuses us or the store cannot work: say why, in the
+		// host's own words, and turn red.
+		parts = []string{shorten(st.Problem.Message, 120)}
+		if waiting > 0 {
+			parts = append(parts, queue)
+		}
+		state = IconError
 	case st.WorkOffline:
 		parts, state = []string{"Working offline", queue}, IconOffline
 	case !st.Online:

@@ -145,17 +145,25 @@ function draw() {
   view.renderList(list);
   const c = model.status && model.status.counts;
   view.renderCounts(model.browserQueued, c ? c.queued + c.syncing : 0);
-  view.renderConn(connState());
+  view.renderConn(connState(), connProblem());
 }
 
 function connState() {
   if (!navigator.onLine) return 'offline';
   if (model.hostReachable === null) return 'connecting';
   if (!model.hostReachable) return 'host-down';
+  // The host's one status value (design §11): state and problem.
   const st = model.status;
-  if (st && st.work_offline) return 'work-offline';
-  if (st && !st.online) return 'upstream-down';
+  if (st && st.state === 'blocked') return 'blocked';
+  if (st && (st.state === 'working_offline' || st.work_offline)) return 'work-offline';
+  if (st && (st.state === 'offline' || !st.online)) return 'upstream-down';
   return 'online';
+}
+
+// connProblem is the host's one-line reason when it is not online.
+function connProblem() {
+  const st = model.status;
+  return (model.hostReachable && st && st.problem && st.problem.message) || '';
 }
 
 // ---- talking to the host -------------------------------------------------------

@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds the app shell: HTML, JS, CSS, manifest and icons.
 //
-//go:embed index.html style.css app.js api.js live.js push.js view.js uuid.js idb.js sw.js manifest.webmanifest icons/*.png
+//go:embed index.html style.css app.js api.js live.js push.js view.js uuid.js idb.js sync-policy.js sw.js manifest.webmanifest icons/*.png
 var FS embed.FS

@@ -13,7 +13,7 @@
 // The host fills in the two placeholders below when it serves this file.
 'use strict';
 
-importScripts('/idb.js');
+importScripts('/idb.js', '/sync-policy.js');
 
 const VERSION = '__SYNCTRAY_VERSION__';
 const PRECACHE = __SYNCTRAY_PRECACHE__;
@@ -32,6 +32,7 @@ const NOSYNC = new URL(self.location.href).searchParams.has('nosync');
 const syncSupported = !NOSYNC && 'SyncManager' in self && !!self.registration.sync;
 
 const outbox = self.synctrayOutbox;
+const policy = self.synctrayPolicy;
 
 // For tests and debugging: what this worker is.
 self.synctray = { version: VERSION, syncSupported };
@@ -101,7 +102,7 @@ async function postAction(req) {
   let problem;
   try {
     const resp = await fetch(req, { signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
-    if (resp.status < 500 && resp.status !== 429 && resp.status !== 408) return resp;
+    if (!policy.isTransient(resp.status)) return resp;
     problem = `the host answered ${resp.status}`;
   } catch (err) {
     problem = `the host is unreachable (${err.name === 'TimeoutError' ? 'timed out' : err.message})`;
@@ -142,9 +143,6 @@ async function registerSync() {
 
 // A transient failure: the entries stay queued and the replay is retried.
 class TransientError extends Error {}
-
-// Whole-batch answers that can be about one entry (malformed, too large).
-const ENTRY_REFUSALS = new Set([400, 409, 413, 422]);
 
 let running = null;
 let again = false;
@@ -203,10 +201,12 @@ function fitBatch(entries) {
   return entries;
 }
 
-// sendBatch posts entries to /api/actions/batch and records each result.
-// An entry is deleted only once the host said it holds it (2xx); a 4xx
-// marks it failed, with the host's reason, for the page to show. A
-// network error, 5xx or 429 keeps everything and throws TransientError.
+// sendBatch posts entries to /api/actions/batch and records each result,
+// by the one failure policy (sync-policy.js). An entry is deleted only
+// once the host said it holds it (2xx); an entry the host refuses is
+// marked failed, with the host's reason, for the page to show. A batch
+// refused as a whole (400/413/422) is halved until the offender is alone.
+// Anything else keeps every entry and throws TransientError.
 async function sendBatch(entries) {
   let resp;
   try {
@@ -220,32 +220,33 @@ async function sendBatch(entries) {
   } catch (err) {
     throw new TransientError(`the host is unreachable (${err.message})`);
   }
-  if (resp.status === 401) {
-    await tellPages({ type: 'unauthorized' });
-    throw new TransientError('not signed in: open synctray with `synctray open`');
-  }
-  if (!resp.ok && !ENTRY_REFUSALS.has(resp.status)) {
-    // 5xx, 429, 403, 404...: nothing here is the entries' fault.
-    throw new TransientError(`the host answered ${resp.status}`);
-  }
-  if (!resp.ok) {
-    // The batch as a whole was refused (malformed, too large): send the
-    // entries one by one so that each gets its own answer.
-    if (entries.length > 1) {
-      const r = { sent: 0, failed: 0 };
-      for (const e of entries) {
-        const one = await sendBatch([e]);
-        r.sent += one.sent;
-        r.failed += one.failed;
+  switch (policy.classify(resp.status, 'batch')) {
+    case 'delivered':
+      break;
+    case 'unauthorized':
+      await tellPages({ type: 'unauthorized' });
+      throw new TransientError('Not signed in: open synctray with `synctray open`');
+    case 'poison': {
+      if (entries.length > 1) {
+        const mid = Math.ceil(entries.length / 2);
+        const a = await sendBatch(entries.slice(0, mid));
+        const b = await sendBatch(entries.slice(mid));
+        return { sent: a.sent + b.sent, failed: a.failed + b.failed };
       }
-      return r;
+      const reason = await errorMessage(resp);
+      await outbox.settle([], [{ id: entries[0].id, error: reason }]);
+      await tellPages({ type: 'replayed', results: [{ key: entries[0].key, status: resp.status, error: reason }] });
+      return { sent: 0, failed: 1 };
     }
-    const reason = await errorMessage(resp);
-    await outbox.settle([], [{ id: entries[0].id, error: reason }]);
-    await tellPages({ type: 'replayed', results: [{ key: entries[0].key, status: resp.status, error: reason }] });
-    return { sent: 0, failed: 1 };
+    default: // transient, protocol: nothing here is the entries' fault
+      throw new TransientError(`the host answered ${resp.status}`);
   }
-  const { results } = await resp.json();
+  let results;
+  try {
+    ({ results } = await resp.json());
+  } catch {
+    results = null;
+  }
   const byKey = new Map(entries.map((e) => [e.key, e]));
   const remove = [];
   const failed = [];
@@ -254,10 +255,11 @@ async function sendBatch(entries) {
   for (const res of results || []) {
     const e = byKey.get(res.key);
     if (!e) continue;
-    if (res.status >= 200 && res.status < 300) {
+    const kind = policy.classify(res.status, 'single');
+    if (kind === 'delivered') {
       remove.push(e.id);
       report.push({ key: res.key, status: res.status, action: res.action });
-    } else if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+    } else if (kind === 'refused' || kind === 'redirect') {
       const reason = (res.error && res.error.message) || `refused with ${res.status}`;
       failed.push({ id: e.id, error: reason });
       report.push({ key: res.key, status: res.status, error: reason });

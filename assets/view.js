@@ -17,6 +17,7 @@ const CONN = {
   'host-down': 'Offline: host unreachable',
   'upstream-down': 'Host offline: upstream unreachable',
   'work-offline': 'Working offline',
+  blocked: 'Sync blocked',
 };
 
 // MAX_SHOWN bounds the list: the newest messages are the ones that matter.
@@ -80,11 +81,15 @@ export function renderList(items) {
   $('empty').hidden = sorted.length > 0;
 }
 
-export function renderConn(state) {
+// renderConn shows the connection state and, when the host says why it
+// is not online, its one-line reason.
+export function renderConn(state, problem) {
   const el = $('conn');
-  if (el.dataset.state === state) return;
+  const text = (CONN[state] || state) + (problem && state !== 'online' ? `: ${problem}` : '');
+  if (el.dataset.state === state && el.textContent === text) return;
   el.dataset.state = state;
-  el.textContent = CONN[state] || state;
+  el.textContent = text;
+  el.title = problem || '';
 }
 
 export function renderCounts(browser, host) {

@@ -189,24 +189,31 @@ func (p printer) status(st localserver.Status) error {
 	if p.json {
 		return p.emit(st)
 	}
-	conn := "online"
-	if !st.Online {
-		conn = "offline"
+	conn := st.State
+	switch st.State {
+	case syncer.StateOffline:
 		if st.OfflineSince != nil {
 			conn += " since " + st.OfflineSince.Local().Format("15:04")
 		}
-	}
-	if st.WorkOffline {
-		conn += " (working offline: automatic sync paused)"
+	case syncer.StateWorkingOffline:
+		conn = "working offline (automatic sync paused)"
+	case syncer.StateBlocked:
+		conn = "blocked (automatic sync stopped until `synctray outbox sync` or a new configuration)"
 	}
 	fmt.Fprintf(p.w, "%s · upstream %s\n", conn, st.Upstream)
+	if st.Problem != nil {
+		fmt.Fprintf(p.w, "problem: %s (%s, since %s)\n", st.Problem.Message, st.Problem.Code, st.Problem.Since.Local().Format("15:04:05"))
+	}
 	var parts []string
 	for _, s := range outbox.States {
 		parts = append(parts, fmt.Sprintf("%s %d", s, st.Counts[s]))
 	}
 	fmt.Fprintln(p.w, strings.Join(parts, " · "))
-	if st.LastError != "" {
+	if st.LastError != "" && (st.Problem == nil || st.LastError != st.Problem.Message) {
 		fmt.Fprintf(p.w, "last error: %s\n", st.LastError)
+	}
+	if st.NextAttempt != nil {
+		fmt.Fprintf(p.w, "next attempt: %s\n", st.NextAttempt.Local().Format("15:04:05"))
 	}
 	return nil
 }

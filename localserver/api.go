@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"synctray/internal/failure"
 	"synctray/localserver/outbox"
 	"synctray/localserver/push"
 	"synctray/localserver/syncer"
@@ -28,6 +29,7 @@ type Engine interface {
 	SyncNow(ctx context.Context) (syncer.Report, error)
 	SetWorkOffline(bool)
 	Kick()
+	ReportStore(error)
 }
 
 // Status is the host's status: the engine's view plus the outbox counts.
@@ -136,6 +138,7 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if created {
 		status = http.StatusAccepted
+		a.engine.ReportStore(nil) // a write went through: the disk is not full
 		a.engine.Kick()
 	}
 	writeJSON(w, status, act)
@@ -192,6 +195,7 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if created {
+		a.engine.ReportStore(nil)
 		a.engine.Kick()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})
@@ -306,9 +310,27 @@ func (a *api) sync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rep.Err != nil {
-		writeJSON(w, http.StatusBadGateway, map[string]any{
-			"error":  ErrorBody{Code: "upstream_unavailable", Message: "sync stopped: " + rep.Err.Error()},
+		// The report says what was done; the error, in the host's one line,
+		// why it stopped; the status, what state that left the host in.
+		st := a.engine.Status()
+		status, code := http.StatusBadGateway, "upstream_unreachable"
+		switch {
+		case rep.TimedOut:
+			status, code = http.StatusGatewayTimeout, "sync_timeout"
+		case st.Problem != nil && st.State == syncer.StateBlocked:
+			code = "upstream_" + st.Problem.Code
+			if st.Problem.Code == failure.CodeDiskFull || st.Problem.Code == failure.CodeStorage {
+				status, code = http.StatusServiceUnavailable, st.Problem.Code
+			}
+		}
+		msg := rep.Error
+		if rep.TimedOut {
+			msg = fmt.Sprintf("Sync now stopped at its time limit after %d sent; the rest stays queued", rep.Synced)
+		}
+		writeJSON(w, status, map[string]any{
+			"error":  ErrorBody{Code: code, Message: msg},
 			"report": rep,
+			"status": st,
 		})
 		return
 	}
@@ -406,6 +428,10 @@ func errorStatus(err error) (int, string, string) {
 		return http.StatusNotFound, "not_found", err.Error()
 	case errors.As(err, &te):
 		return http.StatusConflict, "invalid_transition", te.Error()
+	case errors.Is(err, outbox.ErrDiskFull):
+		return http.StatusInsufficientStorage, "insufficient_storage", "the disk holding the outbox is full: nothing was stored"
+	case errors.Is(err, outbox.ErrCorrupt):
+		return http.StatusServiceUnavailable, "storage", "the outbox file is damaged: nothing was stored"
 	case errors.Is(err, outbox.ErrClosed):
 		return http.StatusServiceUnavailable, "shutting_down", "the host is shutting down"
 	case errors.Is(err, context.Canceled):
@@ -416,6 +442,13 @@ func errorStatus(err error) (int, string, string) {
 
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := errorStatus(err)
+	switch code {
+	case "insufficient_storage", failure.CodeStorage:
+		a.engine.ReportStore(err)
+		if st := a.engine.Status(); st.Problem != nil && (st.Problem.Code == failure.CodeDiskFull || st.Problem.Code == failure.CodeStorage) {
+			msg = st.Problem.Message // names the file and what to do
+		}
+	}
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

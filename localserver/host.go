@@ -101,6 +101,9 @@ func Open(cfg Config) (*Host, error) {
 	if cfg.Sync.Clock == nil {
 		cfg.Sync.Clock = clock.Real{}
 	}
+	if err := cfg.Sync.Validate(); err != nil {
+		return nil, fmt.Errorf("open host: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -168,6 +171,7 @@ func Open(cfg Config) (*Host, error) {
 	so := cfg.Sync
 	so.WorkOffline = cfg.WorkOffline
 	so.Upstream = cfg.UpstreamURL
+	so.StoreName = filepath.Join(cfg.DataDir, "outbox.db")
 	so.Logger = h.log.With("component", "sync")
 	so.OnStatus = h.statusChanged
 	so.OnReport = h.synced

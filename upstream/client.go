@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,36 +16,19 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"synctray/internal/failure"
 )
 
 // HTTPError is a non-2xx answer from the upstream.
-type HTTPError struct {
-	StatusCode int
-	Code       string
-	Message    string
-	RetryAfter time.Duration // from Retry-After (seconds or HTTP date); 0 if absent
-}
+type HTTPError = failure.HTTPError
 
-func (e *HTTPError) Error() string {
-	msg := fmt.Sprintf("upstream answered %d", e.StatusCode)
-	if e.Code != "" {
-		msg += " " + e.Code
-	}
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	return msg
-}
+// ProtocolName names protocol v1 in messages for people.
+const ProtocolName = "synctray protocol v1"
 
-// Transient reports whether the same request may succeed later
-// (408, 425, 429 and 5xx).
-func (e *HTTPError) Transient() bool {
-	switch e.StatusCode {
-	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
-		return true
-	}
-	return e.StatusCode >= 500
-}
+// MaxAnswerBytes is the most the client reads of a success answer; a
+// larger one is a protocol error, never a memory blow-up.
+const MaxAnswerBytes = 16 << 20
 
 // Client talks to an upstream. HTTP nil means a default client with sane
 // timeouts.
@@ -75,17 +59,23 @@ func (c *Client) httpClient() *http.Client {
 }
 
 // do sends a request and decodes a 2xx JSON answer into out. A non-2xx
-// answer is an *HTTPError.
+// answer is an *HTTPError; a 2xx that is not the JSON expected is a
+// *failure.ProtocolError.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		// What goes on the wire is what the host measured at enqueue: no
+		// HTML escaping (it would turn each '<' into 6 bytes).
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(in); err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = &buf
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
+	base := strings.TrimRight(c.BaseURL, "/")
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return err
 	}
@@ -102,67 +92,47 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return readHTTPError(resp)
+		he := failure.ReadHTTPError(resp, failure.V1, base)
+		he.Protocol = ProtocolName
+		return he
 	}
 	if out == nil {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes+1))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	bad := func(reason string) error {
+		ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+		return &failure.ProtocolError{Protocol: ProtocolName, Base: base, Method: method, Path: req.URL.Path,
+			StatusCode: resp.StatusCode, ContentType: ct, Reason: reason, Body: raw[:min(len(raw), failure.DetailBytes)]}
+	}
+	if len(raw) > MaxAnswerBytes {
+		return bad(fmt.Sprintf("answer larger than %d MiB", MaxAnswerBytes>>20))
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return bad("answer is not the JSON expected")
+	}
+	if v, ok := out.(interface{ check() string }); ok {
+		if reason := v.check(); reason != "" {
+			return bad(reason)
+		}
 	}
 	return nil
 }
 
-func readHTTPError(resp *http.Response) *HTTPError {
-	he := &HTTPError{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var b errorBody
-	if json.Unmarshal(raw, &b) == nil && (b.Error.Code != "" || b.Error.Message != "") {
-		he.Code, he.Message = b.Error.Code, b.Error.Message
-	} else {
-		he.Message = strings.TrimSpace(string(raw[:min(len(raw), 512)]))
-		if he.Message == "" {
-			he.Message = http.StatusText(resp.StatusCode)
-		}
-	}
-	return he
-}
-
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, 1<<31)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
-// Send posts a batch and returns one result per action, in order. It fails
-// unless the answer has exactly one result per action with matching keys.
+// Send posts a batch and returns one result per action, in order. An
+// answer without exactly one result per action, with matching keys and a
+// known status, is a *failure.ProtocolError.
 func (c *Client) Send(ctx context.Context, actions []Action) ([]Result, error) {
 	if len(actions) == 0 {
 		return []Result{}, nil
 	}
-	var resp actionsResponse
+	resp := actionsResponse{want: actions}
 	if err := c.do(ctx, http.MethodPost, "/v1/actions", actionsRequest{Actions: actions}, &resp); err != nil {
 		return nil, fmt.Errorf("send batch: %w", err)
-	}
-	if len(resp.Results) != len(actions) {
-		return nil, fmt.Errorf("send batch: upstream answered %d results for %d actions", len(resp.Results), len(actions))
-	}
-	for i, r := range resp.Results {
-		if r.Key != actions[i].Key {
-			return nil, fmt.Errorf("send batch: result %d is for key %q, want %q", i, r.Key, actions[i].Key)
-		}
 	}
 	return resp.Results, nil
 }

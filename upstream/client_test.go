@@ -2,7 +2,9 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"synctray/internal/failure"
 )
 
 // follower runs Client.Follow in the background and collects what it gets.
@@ -209,7 +213,7 @@ func TestHTTPErrorFromPlainText(t *testing.T) {
 	c := &Client{BaseURL: ts.URL}
 	_, err := c.Send(context.Background(), []Action{act("a", "t", `{}`)})
 	he := asHTTPError(t, err, http.StatusBadGateway)
-	if he.Message != "gateway says no" || !he.Transient() {
+	if he.Message != "gateway says no" || failure.Classify(he) != failure.Transient {
 		t.Fatalf("%+v", he)
 	}
 	if he.RetryAfter < 80*time.Second || he.RetryAfter > 90*time.Second {
@@ -217,22 +221,75 @@ func TestHTTPErrorFromPlainText(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
+func TestRetryAfterIsParsedAsSecondsOrDate(t *testing.T) {
+	now := time.Now()
 	for in, want := range map[string]time.Duration{
 		"": 0, "3": 3 * time.Second, " 1 ": time.Second, "0": 0, "-5": 0, "soon": 0,
 		"Mon, 01 Jan 2001 00:00:00 GMT": 0,
 	} {
-		if got := parseRetryAfter(in); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		if got := failure.ParseRetryAfter(in, now); got != want {
+			t.Errorf("ParseRetryAfter(%q) = %v, want %v", in, got, want)
 		}
 	}
 }
 
-func TestTransient(t *testing.T) {
-	for code, want := range map[int]bool{400: false, 401: false, 404: false, 408: true, 409: false,
-		413: false, 425: true, 429: true, 500: true, 503: true, 504: true} {
-		if got := (&HTTPError{StatusCode: code}).Transient(); got != want {
-			t.Errorf("Transient(%d) = %v", code, got)
+func TestSendRefusesAnswersThatBreakTheProtocol(t *testing.T) {
+	for name, answer := range map[string]string{
+		"no results array": `{"ok":true}`,
+		"not JSON":         `<html><body>hello</body></html>`,
+		"wrong count":      `{"results":[]}`,
+		"wrong key":        `{"results":[{"key":"b","status":"applied"}]}`,
+		"unknown status":   `{"results":[{"key":"a","status":"ok"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, answer)
+			}))
+			defer ts.Close()
+			c := &Client{BaseURL: ts.URL}
+			_, err := c.Send(context.Background(), []Action{act("a", "t", `{}`)})
+			if k := failure.Classify(err); k != failure.Protocol {
+				t.Fatalf("err = %v: kind %v, want protocol", err, k)
+			}
+			if s := failure.Summary(err); !strings.HasPrefix(s, ts.URL+" does not speak synctray protocol v1 (POST /v1/actions answered 200") {
+				t.Errorf("Summary = %q", s)
+			}
+		})
+	}
+}
+
+func TestSendReadsAnswersThroughALimit(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"results":[{"key":"a","status":"applied","error":"`)
+		chunk := strings.Repeat("x", 1<<20)
+		for range 40 { // 40 MiB, more than the client reads
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
 		}
+		io.WriteString(w, `"}]}`)
+	}))
+	defer ts.Close()
+	c := &Client{BaseURL: ts.URL}
+	_, err := c.Send(context.Background(), []Action{act("a", "t", `{}`)})
+	var pe *failure.ProtocolError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Reason, "larger than 16 MiB") {
+		t.Fatalf("err = %v, want a protocol error about the size", err)
+	}
+}
+
+func TestSendDoesNotEscapeHTMLInPayloads(t *testing.T) {
+	var got []byte
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		io.WriteString(w, `{"results":[{"key":"a","status":"applied"}]}`)
+	}))
+	defer ts.Close()
+	c := &Client{BaseURL: ts.URL}
+	if _, err := c.Send(context.Background(), []Action{act("a", "t", `"<<<&>"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(got), `"payload":"<<<&>"`) {
+		t.Fatalf("body sent = %s, want the payload bytes as stored", got)
 	}
 }

@@ -21,6 +21,7 @@ package upstream
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -80,6 +81,28 @@ type actionsRequest struct {
 
 type actionsResponse struct {
 	Results []Result `json:"results"`
+	want    []Action // the batch sent, for check
+}
+
+// check says what is wrong with an answer to want, "" if nothing.
+func (r *actionsResponse) check() string {
+	if r.Results == nil {
+		return "no results array"
+	}
+	if len(r.Results) != len(r.want) {
+		return fmt.Sprintf("%d results for %d actions", len(r.Results), len(r.want))
+	}
+	for i, res := range r.Results {
+		if res.Key != r.want[i].Key {
+			return fmt.Sprintf("result %d is for another key", i)
+		}
+		switch res.Status {
+		case StatusApplied, StatusDuplicate, StatusRejected:
+		default:
+			return fmt.Sprintf("result status %.40q is unknown", res.Status)
+		}
+	}
+	return ""
 }
 
 type eventsResponse struct {
@@ -92,4 +115,12 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// EncodedSize is an upper bound of the bytes a in a batch takes on the
+// wire (the client does not escape HTML, so the payload goes as stored,
+// compacted).
+func EncodedSize(a Action) int {
+	const fields = len(`{"key":"","type":"","payload":,"created_at":"2006-01-02T15:04:05.999999999+07:00"}`)
+	return fields + len(a.Payload) + 6*(len(a.Key)+len(a.Type)) // a string escapes a byte to at most 6
 }

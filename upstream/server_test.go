@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"synctray/internal/failure"
 )
 
 type testEnv struct {
@@ -138,7 +140,7 @@ func TestAuth(t *testing.T) {
 		c.Token = tok
 		_, err := c.Send(ctx, []Action{act("a", "t", `{}`)})
 		he := asHTTPError(t, err, http.StatusUnauthorized)
-		if he.Code != "unauthorized" || he.Transient() {
+		if he.Code != "unauthorized" || failure.Classify(he) != failure.Unauthorized {
 			t.Fatalf("token %q: %+v", tok, he)
 		}
 		if _, _, err := c.Events(ctx, 0, 0); err == nil {
@@ -171,7 +173,7 @@ func TestFaultFail(t *testing.T) {
 	e := newEnv(t, Options{Faults: Faults{FailRate: 1}})
 	_, err := e.client.Send(ctx, []Action{act("a", "t", `{}`)})
 	he := asHTTPError(t, err, http.StatusServiceUnavailable)
-	if !he.Transient() || he.Code != "unavailable" {
+	if failure.Classify(he) != failure.Transient || he.Code != "unavailable" {
 		t.Fatalf("%+v", he)
 	}
 	if keys, _ := e.store.AppliedKeys(ctx); len(keys) != 0 {
@@ -188,7 +190,7 @@ func TestFaultThrottle(t *testing.T) {
 	e := newEnv(t, Options{Faults: Faults{ThrottleRate: 1, RetryAfter: 1500 * time.Millisecond}})
 	_, err := e.client.Send(ctx, []Action{act("a", "t", `{}`)})
 	he := asHTTPError(t, err, http.StatusTooManyRequests)
-	if !he.Transient() || he.RetryAfter != 2*time.Second {
+	if failure.Classify(he) != failure.Transient || he.RetryAfter != 2*time.Second {
 		t.Fatalf("%+v", he)
 	}
 	e.srv.SetFaults(Faults{ThrottleRate: 1}) // default RetryAfter

@@ -91,8 +91,13 @@ type NewAction struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// Limits on what is accepted into the outbox.
+// Limits on what is accepted into the outbox: only what the upstream can
+// take. The payload goes on the wire as stored (not HTML-escaped), so its
+// length is what the upstream's 256 KiB limit sees; MaxDepth stays far
+// below the 10,000 levels Go's JSON decoder takes, with the levels the
+// upstream's request adds around it.
 const (
+	MaxDepth        = 1000
 	MaxPayloadBytes = 256 << 10
 	MaxTypeLen      = 128
 	MaxKeyLen       = 128
@@ -123,7 +128,35 @@ func (n NewAction) Validate() error {
 	if !json.Valid(n.Payload) {
 		return &InvalidError{Field: "payload", Reason: "payload is not valid JSON"}
 	}
+	if depth(n.Payload) > MaxDepth {
+		return &InvalidError{Field: "payload", Reason: fmt.Sprintf("payload nests deeper than %d levels", MaxDepth)}
+	}
 	return nil
+}
+
+// depth is how deep arrays and objects nest in valid JSON.
+func depth(b []byte) int {
+	d, most, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			d++
+			most = max(most, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return most
 }
 
 func isUUID(s string) bool {
@@ -161,6 +194,10 @@ var (
 	ErrKeyConflict = errors.New("idempotency key already used for a different action")
 	// ErrClosed: the outbox is closed.
 	ErrClosed = errors.New("outbox closed")
+	// ErrDiskFull: the disk holding the outbox is full; nothing was written.
+	ErrDiskFull = errors.New("disk full")
+	// ErrCorrupt: the outbox file is damaged.
+	ErrCorrupt = errors.New("outbox file damaged")
 )
 
 // InvalidError reports a new action that cannot be accepted.
@@ -232,7 +269,10 @@ const (
 type Outcome struct {
 	ID     int64
 	Status Status // Applied, Duplicate, Rejected; empty: transient failure, back to queued
-	Error  string
+	Error  string // one line for people: the action's last error
+	// Detail is kept on the action's history: the upstream's full answer
+	// (status, content type, the body's first 4 KiB) when there is one.
+	Detail string
 	// RetryAt is shown as the next attempt time of an action sent back to queued.
 	RetryAt time.Time
 }

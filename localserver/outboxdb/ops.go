@@ -463,6 +463,9 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 					detail = o.Error
 				}
 			}
+			if o.Detail != "" && o.Detail != o.Error {
+				detail += "\n" + o.Detail
+			}
 			if _, ok := groups[c]; !ok {
 				order = append(order, c)
 			}

@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 
 	"synctray/localserver/outbox"
 )
@@ -43,6 +43,10 @@ type Options struct {
 	// MaxBatch is the most enqueued actions committed in one group
 	// transaction; 0: 512.
 	MaxBatch int
+	// MaxPageCount caps the database file at that many pages (SQLite's
+	// max_page_count), as a disk quota would; writes past it fail with
+	// outbox.ErrDiskFull. 0: no cap. Tests use it to fill the disk.
+	MaxPageCount int
 }
 
 // DB is the SQLite outbox. Create it with Open; it is safe for concurrent use.
@@ -125,6 +129,13 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if err := migrate(ctx, db.w); err != nil {
 		return fail(err)
+	}
+	if opts.MaxPageCount > 0 {
+		// The writer is one connection that lives as long as the DB, so
+		// the pragma holds for every write.
+		if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", opts.MaxPageCount)); err != nil {
+			return fail(fmt.Errorf("set max_page_count: %w", err))
+		}
 	}
 	if db.r, err = sql.Open("sqlite3", dsn(path, "_query_only=true")); err != nil {
 		return fail(err)
@@ -272,7 +283,7 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) ([]outbox.Action, e
 	changed, err := db.runTx(ctx, fn)
 	if err != nil {
 		db.writeMu.Unlock()
-		return err
+		return storageError(err)
 	}
 	db.notifyMu.Lock()
 	db.writeMu.Unlock()
@@ -301,6 +312,22 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *sql.Tx) ([]outbox.Action, e
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return changed, nil
+}
+
+// storageError marks err as outbox.ErrDiskFull or outbox.ErrCorrupt when
+// SQLite says so, so that callers can tell people what is wrong.
+func storageError(err error) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code {
+	case sqlite3.ErrFull:
+		return fmt.Errorf("%w: %w", outbox.ErrDiskFull, err)
+	case sqlite3.ErrCorrupt, sqlite3.ErrNotADB:
+		return fmt.Errorf("%w: %w", outbox.ErrCorrupt, err)
+	}
+	return err
 }
 
 func cmpID(a, b int64) int {

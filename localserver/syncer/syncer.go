@@ -1,9 +1,12 @@
 // Package syncer is the sync engine: it claims queued actions from the
 // outbox in FIFO order, sends them upstream in batches, records each
-// action's outcome, and backs off (exponentially, with full jitter, capped,
-// honouring Retry-After) when the upstream cannot take them. It knows
-// whether the upstream is reachable, pauses in work-offline mode, and runs
-// a forced sync on demand.
+// action's outcome, and decides what every failure means by the one
+// failure policy (internal/failure, design §10): back off (exponentially,
+// with full jitter, capped, honouring Retry-After up to the cap) while the
+// upstream is unreachable; split a batch the upstream refuses as a whole
+// until the one poison action is alone; stop automatic sync ("blocked")
+// when the upstream refuses our token or does not speak the protocol, or
+// the local store cannot work. It owns the host's status (design §11).
 package syncer
 
 import (
@@ -15,12 +18,14 @@ import (
 	"sync"
 	"time"
 
+	"synctray/internal/failure"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
 	"synctray/upstream"
 )
 
-// Upstream is what the engine needs from the upstream client.
+// Upstream is what the engine needs from the upstream client. Send's
+// errors are sorted by failure.Classify.
 type Upstream interface {
 	Send(ctx context.Context, actions []upstream.Action) ([]upstream.Result, error)
 	Health(ctx context.Context) error
@@ -28,13 +33,20 @@ type Upstream interface {
 
 // Options configure an Engine. Zero values are the documented defaults.
 type Options struct {
-	BatchSize   int           // actions per upstream request; 0: 250
-	MinBackoff  time.Duration // first backoff ceiling; 0: 1s
-	MaxBackoff  time.Duration // backoff cap; 0: 5m
-	ProbeEvery  time.Duration // health probe period while offline; 0: 5s
-	SendTimeout time.Duration // per-batch request timeout; 0: 30s
-	Clock       clock.Clock   // nil: the wall clock
-	Jitter      func() float64
+	BatchSize int // actions per upstream request; 0: 250; at most upstream.MaxBatch
+	// MaxRequestBytes is the largest request body sent upstream: a batch
+	// whose encoded size is larger goes out in several requests; 0: the
+	// protocol's upstream.MaxBodyBytes.
+	MaxRequestBytes int
+	MinBackoff      time.Duration // first backoff ceiling; 0: 1s
+	MaxBackoff      time.Duration // backoff cap, also for Retry-After; 0: 5m
+	ProbeEvery      time.Duration // health probe period while offline; 0: 5s
+	SendTimeout     time.Duration // per-request timeout; 0: 30s
+	// SyncNowTimeout bounds a forced sync: it returns with what it did so
+	// far; 0: 60s.
+	SyncNowTimeout time.Duration
+	Clock          clock.Clock // nil: the wall clock
+	Jitter         func() float64
 	// WorkOffline starts the engine paused.
 	WorkOffline bool
 	// OnStatus is called after each status change; it must not block.
@@ -44,16 +56,45 @@ type Options struct {
 	OnReport func(Report)
 	// Upstream names the upstream in Status (its URL).
 	Upstream string
-	Logger   *slog.Logger
+	// StoreName names the outbox (its path) in storage problems.
+	StoreName string
+	Logger    *slog.Logger
 }
 
-// Status is what the engine knows about its connection.
+// Validate reports options the engine cannot work with.
+func (o Options) Validate() error {
+	if o.BatchSize < 0 || o.BatchSize > upstream.MaxBatch {
+		return fmt.Errorf("batch size %d: must be between 1 and %d (the protocol's limit)", o.BatchSize, upstream.MaxBatch)
+	}
+	return nil
+}
+
+// The host's states (design §11).
+const (
+	StateOnline         = "online"
+	StateOffline        = "offline"         // the upstream is not reachable
+	StateWorkingOffline = "working_offline" // the user paused automatic sync
+	StateBlocked        = "blocked"         // we may not or cannot go on until people act
+)
+
+// Problem says why the host is not online: a code of failure.Code*, one
+// line for people, and since when.
+type Problem struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
+}
+
+// Status is the host's one status value: the tray, the inspector, the CLI,
+// the web app and notifications all render it.
 type Status struct {
-	Online       bool       `json:"online"`
+	State        string     `json:"state"`
+	Problem      *Problem   `json:"problem,omitempty"`
+	Online       bool       `json:"online"` // State is online
 	WorkOffline  bool       `json:"work_offline"`
 	Syncing      bool       `json:"syncing"`
 	LastSync     *time.Time `json:"last_sync"`
-	LastError    string     `json:"last_error,omitempty"`
+	LastError    string     `json:"last_error,omitempty"` // one line, from the last failed attempt
 	OfflineSince *time.Time `json:"offline_since,omitempty"`
 	NextAttempt  *time.Time `json:"next_attempt,omitempty"`
 	Upstream     string     `json:"upstream"`
@@ -61,34 +102,51 @@ type Status struct {
 
 // Report sums up one drain of the queue.
 type Report struct {
-	Synced   int   `json:"synced"`
-	Rejected int   `json:"rejected"`
-	Batches  int   `json:"batches"`
-	Err      error `json:"-"` // the transient failure that stopped it, if any
+	Synced   int    `json:"synced"`
+	Rejected int    `json:"rejected"`
+	Batches  int    `json:"batches"` // requests sent
+	Error    string `json:"error,omitempty"`
+	// TimedOut: a forced sync reached its time bound; the rest stays queued.
+	TimedOut bool  `json:"timed_out,omitempty"`
+	Err      error `json:"-"` // the failure that stopped it, if any
 }
+
+// MaxBusyAttempts is how often an action the upstream says is "in
+// progress" (HTTP mode 409) is tried before it fails.
+const MaxBusyAttempts = 10
 
 // Engine moves queued actions to the upstream. Create it with New and
 // run it with Run.
 type Engine struct {
-	store outbox.Store
-	up    Upstream
-	o     Options
-	log   *slog.Logger
+	store   outbox.Store
+	up      Upstream
+	o       Options
+	log     *slog.Logger
+	backoff failure.Backoff
 
-	kick   chan struct{}
-	sendMu sync.Mutex // one drain at a time: keeps FIFO order across batches
+	kick chan struct{}
+	send chan struct{} // one drain at a time (keeps FIFO order); a semaphore so waiting can be cancelled
 
 	mu           sync.Mutex
 	st           Status
+	unreachable  *Problem // the upstream is not reachable (last attempt or probe)
+	blocked      *Problem // the upstream refuses us: unauthorized, protocol
+	storage      *Problem // the local store cannot work: disk_full, storage
 	failures     int
-	backoffUntil time.Time // from our own exponential backoff
-	notBefore    time.Time // from the upstream's Retry-After
+	storeFails   int
+	backoffUntil time.Time        // our own backoff; a successful probe lifts it
+	notBefore    time.Time        // the upstream's Retry-After (capped); only a success lifts it
+	pending      []outbox.Outcome // outcomes the store could not record yet
 }
 
-// New returns an engine that is not running yet.
+// New returns an engine that is not running yet. Options must be valid.
 func New(store outbox.Store, up Upstream, o Options) *Engine {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 250
+	}
+	o.BatchSize = min(o.BatchSize, upstream.MaxBatch)
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = upstream.MaxBodyBytes
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -102,6 +160,9 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 30 * time.Second
 	}
+	if o.SyncNowTimeout <= 0 {
+		o.SyncNowTimeout = 60 * time.Second
+	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -111,12 +172,15 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Engine{
+	e := &Engine{
 		store: store, up: up, o: o, log: o.Logger,
-		kick: make(chan struct{}, 1),
-		// Until the first attempt says otherwise, assume the upstream is there.
-		st: Status{Online: true, WorkOffline: o.WorkOffline, Upstream: o.Upstream},
+		backoff: failure.Backoff{Min: o.MinBackoff, Max: o.MaxBackoff, Jitter: o.Jitter},
+		kick:    make(chan struct{}, 1),
+		send:    make(chan struct{}, 1),
+		st:      Status{WorkOffline: o.WorkOffline, Upstream: o.Upstream},
 	}
+	e.deriveLocked()
+	return e
 }
 
 // Kick tells the engine there may be new work. It never blocks.
@@ -137,10 +201,51 @@ func (e *Engine) Status() Status {
 // SetWorkOffline pauses (true) or resumes (false) automatic sync. Resuming
 // starts a sync at once.
 func (e *Engine) SetWorkOffline(off bool) {
-	e.update(func(s *Status) { s.WorkOffline = off })
+	e.update(func() { e.st.WorkOffline = off })
 	if !off {
 		e.Kick()
 	}
+}
+
+// ReportStore tells the engine how a write to the outbox went, so that
+// the status says when the disk is full or the store is damaged (err
+// wraps outbox.ErrDiskFull or outbox.ErrCorrupt) and clears it after a
+// write succeeds (err nil). Other errors change nothing.
+func (e *Engine) ReportStore(err error) {
+	if err == nil {
+		e.mu.Lock()
+		had := e.storage != nil
+		e.mu.Unlock()
+		if had {
+			e.update(func() { e.storage, e.storeFails = nil, 0 })
+			e.log.Info("outbox writable again")
+			e.Kick()
+		}
+		return
+	}
+	var p *Problem
+	now := e.o.Clock.Now()
+	switch {
+	case errors.Is(err, outbox.ErrDiskFull):
+		p = &Problem{Code: failure.CodeDiskFull, Message: fmt.Sprintf("The disk holding %s is full: free some space", e.storeName()), Since: now}
+	case errors.Is(err, outbox.ErrCorrupt):
+		p = &Problem{Code: failure.CodeStorage, Message: fmt.Sprintf("The outbox %s is damaged: restore it from a backup, or start over with --reset-outbox", e.storeName()), Since: now}
+	default:
+		return
+	}
+	e.update(func() {
+		if e.storage != nil && e.storage.Code == p.Code {
+			return // keep its Since
+		}
+		e.storage = p
+	})
+}
+
+func (e *Engine) storeName() string {
+	if e.o.StoreName != "" {
+		return e.o.StoreName
+	}
+	return "the outbox"
 }
 
 // Run syncs until ctx is cancelled, then returns nil once the batch in
@@ -152,13 +257,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		}
 		e.mu.Lock()
-		paused, online := e.st.WorkOffline, e.st.Online
+		paused := e.st.WorkOffline || e.blocked != nil
+		offline := e.unreachable != nil
 		wait := e.retryAtLocked().Sub(e.o.Clock.Now())
 		e.mu.Unlock()
 
 		if pending && !paused && wait <= 0 {
-			rep := e.drain(ctx, 0)
-			pending = rep.Err != nil // a transient failure leaves work behind
+			rep := e.drain(ctx)
+			pending = rep.Err != nil // a failure leaves work behind
 			continue
 		}
 
@@ -169,7 +275,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			timers = append(timers, t)
 			retryC = t.C()
 		}
-		if !paused && !online {
+		if !paused && offline {
 			t := e.o.Clock.NewTimer(e.o.ProbeEvery)
 			timers = append(timers, t)
 			probeC = t.C()
@@ -191,19 +297,38 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // SyncNow sends everything queued at this moment, batch after batch,
-// ignoring backoff and work-offline mode. It stops at the first transient
-// failure and returns it in the report.
+// ignoring backoff, work-offline mode and a blocked state (it is the
+// user's "try once more"). It stops at the first failure that is not
+// about one action, and returns within SyncNowTimeout with what it did
+// so far.
 func (e *Engine) SyncNow(ctx context.Context) (Report, error) {
-	e.sendMu.Lock()
-	defer e.sendMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, e.o.SyncNowTimeout)
+	defer cancel()
+	select {
+	case e.send <- struct{}{}:
+	case <-ctx.Done():
+		return Report{TimedOut: true, Error: "A sync already in progress did not finish in time", Err: ctx.Err()}, nil
+	}
+	defer func() { <-e.send }()
+	e.update(func() {
+		e.blocked = nil
+		e.failures, e.backoffUntil, e.notBefore = 0, time.Time{}, time.Time{}
+	})
 	maxID, err := e.store.MaxQueuedID(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("sync now: %w", err)
 	}
-	if maxID == 0 {
+	e.mu.Lock()
+	npending := len(e.pending)
+	e.mu.Unlock()
+	if maxID == 0 && npending == 0 {
 		return Report{}, nil
 	}
-	return e.drainLocked(ctx, maxID), nil
+	rep := e.drainLocked(ctx, maxID)
+	if ctx.Err() != nil && rep.Err != nil {
+		rep.TimedOut = true
+	}
+	return rep, nil
 }
 
 func (e *Engine) retryAtLocked() time.Time {
@@ -222,166 +347,311 @@ func (e *Engine) probe(ctx context.Context) bool {
 		e.log.Debug("upstream probe failed", "err", err)
 		return false
 	}
-	e.mu.Lock()
-	e.failures = 0
-	e.backoffUntil = time.Time{} // Retry-After still stands: the upstream asked for it
-	e.mu.Unlock()
-	e.update(func(s *Status) { s.Online, s.OfflineSince, s.NextAttempt = true, nil, nil })
+	e.update(func() {
+		e.unreachable = nil
+		e.failures, e.backoffUntil = 0, time.Time{} // Retry-After still stands: the upstream asked for it
+		if e.notBefore.IsZero() {
+			e.st.NextAttempt = nil
+		}
+	})
 	e.log.Info("upstream reachable again")
 	return true
 }
 
-func (e *Engine) drain(ctx context.Context, maxID int64) Report {
-	e.sendMu.Lock()
-	defer e.sendMu.Unlock()
-	return e.drainLocked(ctx, maxID)
+func (e *Engine) drain(ctx context.Context) Report {
+	select {
+	case e.send <- struct{}{}:
+	case <-ctx.Done():
+		return Report{Err: ctx.Err()}
+	}
+	defer func() { <-e.send }()
+	return e.drainLocked(ctx, 0)
 }
 
-// drainLocked sends batches until the queue (up to maxID, 0: all) is empty
-// or a batch fails transiently.
+// drainLocked sends batches until the queue (up to maxID, 0: all) is
+// empty, ctx is done, or a failure stops it.
 func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 	defer func() {
-		e.update(func(s *Status) { s.Syncing = false })
+		e.update(func() { e.st.Syncing = false })
+		if rep.Err != nil {
+			rep.Error = failure.Summary(rep.Err)
+		}
 		if rep.Batches > 0 && e.o.OnReport != nil {
 			e.o.OnReport(rep)
 		}
 	}()
-	for ctx.Err() == nil {
+	for {
+		// Outcomes not recorded yet come first: those actions are still
+		// "syncing" in the store.
+		if err := e.flushPending(ctx); err != nil {
+			rep.Err = err
+			return rep
+		}
+		if ctx.Err() != nil {
+			rep.Err = ctx.Err()
+			return rep
+		}
 		batch, err := e.store.Claim(ctx, e.o.BatchSize, maxID)
 		if err != nil {
 			if ctx.Err() == nil {
 				rep.Err = fmt.Errorf("claim batch: %w", err)
-				e.log.Error("claim batch", "err", err)
-				e.mu.Lock() // a local fault: wait a little, but the upstream is not to blame
-				e.backoffUntil = e.o.Clock.Now().Add(e.o.MinBackoff)
-				e.mu.Unlock()
+				e.storeFailed(err)
+			} else {
+				rep.Err = ctx.Err()
 			}
 			return rep
 		}
+		e.ReportStore(nil)
 		if len(batch) == 0 {
 			return rep
 		}
-		e.update(func(s *Status) { s.Syncing = true })
-		synced, rejected, err := e.send(ctx, batch)
-		rep.Batches++
-		rep.Synced += synced
-		rep.Rejected += rejected
-		if err != nil {
-			rep.Err = err
+		e.update(func() { e.st.Syncing = true })
+		outcomes, stop := e.sendBatch(ctx, batch, &rep)
+		e.record(ctx, outcomes)
+		if stop != nil {
+			rep.Err = stop
 			return rep
 		}
 	}
-	return rep
 }
 
-// send sends one claimed batch and records every action's outcome.
-func (e *Engine) send(ctx context.Context, batch []outbox.Action) (synced, rejected int, err error) {
-	req := make([]upstream.Action, len(batch))
-	for i, a := range batch {
+// sendBatch sends one claimed batch, in requests that fit
+// MaxRequestBytes, and returns every action's outcome. stop is the
+// failure that stopped it; the actions not sent go back to the queue.
+func (e *Engine) sendBatch(ctx context.Context, batch []outbox.Action, rep *Report) (outcomes []outbox.Outcome, stop error) {
+	outcomes = make([]outbox.Outcome, 0, len(batch))
+	chunks := splitBySize(batch, e.o.MaxRequestBytes)
+	for i, chunk := range chunks {
+		out, err := e.sendChunk(ctx, chunk, rep)
+		outcomes = append(outcomes, out...)
+		if err != nil {
+			for _, rest := range chunks[i+1:] {
+				outcomes = append(outcomes, e.requeue(rest, err, nil)...)
+			}
+			return outcomes, err
+		}
+	}
+	return outcomes, nil
+}
+
+// sendChunk sends one request and sorts its outcome by the failure
+// policy. A batch refused as a whole is halved until the offender is
+// alone; only that one fails.
+func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
+	req := make([]upstream.Action, len(chunk))
+	for i, a := range chunk {
 		req[i] = upstream.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, e.o.SendTimeout)
-	results, sendErr := e.up.Send(sendCtx, req)
+	results, err := e.up.Send(sendCtx, req)
 	cancel()
+	rep.Batches++
+	if err != nil && ctx.Err() != nil {
+		// Shutting down or out of time: not the upstream's fault.
+		return e.requeue(chunk, ctx.Err(), nil), ctx.Err()
+	}
 
-	outcomes := make([]outbox.Outcome, len(batch))
-	if sendErr != nil {
-		retryAt := e.failed(sendErr)
-		for i, a := range batch {
-			outcomes[i] = outbox.Outcome{ID: a.ID, Error: sendErr.Error(), RetryAt: retryAt}
-		}
-	} else {
-		for i, a := range batch {
-			r := results[i]
-			switch r.Status {
+	kind := failure.Classify(err)
+	switch kind {
+	case failure.Delivered:
+		e.reachable(true)
+		out := make([]outbox.Outcome, len(chunk))
+		for i, a := range chunk {
+			switch r := results[i]; r.Status {
 			case upstream.StatusApplied:
-				outcomes[i] = outbox.Outcome{ID: a.ID, Status: outbox.Applied}
-				synced++
+				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Applied}
+				rep.Synced++
 			case upstream.StatusDuplicate:
-				outcomes[i] = outbox.Outcome{ID: a.ID, Status: outbox.Duplicate}
-				synced++
-			case upstream.StatusRejected:
-				outcomes[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: r.Error}
-				rejected++
-			default:
-				// An answer we don't understand: keep the action and try again later.
-				outcomes[i] = outbox.Outcome{ID: a.ID, Error: fmt.Sprintf("upstream answered unknown status %q", r.Status)}
+				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Duplicate}
+				rep.Synced++
+			default: // rejected; the client refuses any other status
+				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: failure.Line(r.Error)}
+				rep.Rejected++
 			}
 		}
-		e.succeeded()
-	}
-	// The outcome must be recorded even when we are shutting down: the
-	// upstream may have applied the batch.
-	recCtx, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancelRec()
-	if err := e.store.Complete(recCtx, outcomes); err != nil {
-		e.log.Error("record batch outcome", "err", err, "actions", len(batch))
-		if sendErr == nil {
-			sendErr = fmt.Errorf("record batch outcome: %w", err)
+		return out, nil
+
+	case failure.Poison:
+		if len(chunk) > 1 {
+			mid := len(chunk) / 2
+			e.log.Info("upstream refused a batch as a whole; splitting it", "actions", len(chunk), "err", failure.Summary(err))
+			first, stop := e.sendChunk(ctx, chunk[:mid], rep)
+			if stop != nil {
+				return append(first, e.requeue(chunk[mid:], stop, nil)...), stop
+			}
+			second, stop := e.sendChunk(ctx, chunk[mid:], rep)
+			return append(first, second...), stop
 		}
+		fallthrough
+	case failure.Refused, failure.Redirect:
+		e.reachable(false)
+		if len(chunk) > 1 { // HTTP mode sends one action per request; be safe anyway
+			retryAt := e.failed(err, false)
+			return e.requeue(chunk, err, &retryAt), err
+		}
+		a := chunk[0]
+		rep.Rejected++
+		e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
+		return []outbox.Outcome{{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err)}}, nil
+
+	case failure.Unauthorized, failure.Protocol:
+		e.block(kind, err)
+		return e.requeue(chunk, err, nil), err
+
+	default: // Transient, Busy
+		retryAt := e.failed(err, kind == failure.Transient)
+		out := e.requeue(chunk, err, &retryAt)
+		if kind == failure.Busy {
+			for i, a := range chunk {
+				if a.Attempts >= MaxBusyAttempts {
+					out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err),
+						Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
+					rep.Rejected++
+				}
+			}
+		}
+		return out, err
 	}
-	if sendErr != nil {
-		return 0, 0, sendErr
-	}
-	if rejected > 0 {
-		e.log.Warn("upstream rejected actions", "count", rejected)
-	}
-	return synced, rejected, nil
 }
 
-// failed records a transient failure and returns when to try again.
-func (e *Engine) failed(err error) time.Time {
+// requeue is the outcome "back to the queue" for each action, with the
+// one-line reason and, on its history, a bounded detail.
+func (e *Engine) requeue(chunk []outbox.Action, err error, retryAt *time.Time) []outbox.Outcome {
+	summary, detail := failure.Summary(err), failure.Detail(err)
+	if len(detail) > 512 { // kept on every action's history at every retry: keep it short
+		detail = detail[:512] + "…"
+	}
+	out := make([]outbox.Outcome, len(chunk))
+	for i, a := range chunk {
+		out[i] = outbox.Outcome{ID: a.ID, Error: summary, Detail: detail}
+		if retryAt != nil {
+			out[i].RetryAt = *retryAt
+		}
+	}
+	return out
+}
+
+// record writes the outcomes; the ones it cannot write are kept and
+// written before the next claim (the upstream may have applied them).
+func (e *Engine) record(ctx context.Context, outcomes []outbox.Outcome) {
+	if len(outcomes) == 0 {
+		return
+	}
+	e.mu.Lock()
+	e.pending = append(e.pending, outcomes...)
+	e.mu.Unlock()
+	if err := e.flushPending(ctx); err != nil {
+		e.log.Error("record batch outcome; will retry", "err", err, "actions", len(outcomes))
+	}
+}
+
+// flushPending writes the outcomes kept from earlier; it returns the
+// store's error when it cannot.
+func (e *Engine) flushPending(ctx context.Context) error {
+	e.mu.Lock()
+	pending := e.pending
+	e.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	// Recorded even when we are shutting down: the upstream may have
+	// applied the batch.
+	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.store.Complete(recCtx, pending); err != nil {
+		e.storeFailed(err)
+		return fmt.Errorf("record batch outcome: %w", err)
+	}
+	e.mu.Lock()
+	e.pending = e.pending[len(pending):]
+	e.mu.Unlock()
+	e.ReportStore(nil)
+	return nil
+}
+
+// storeFailed notes a failed outbox write and backs off before the next.
+func (e *Engine) storeFailed(err error) {
+	e.ReportStore(err)
 	now := e.o.Clock.Now()
 	e.mu.Lock()
-	e.failures++
-	ceil := e.o.MinBackoff
-	for i := 1; i < e.failures && ceil < e.o.MaxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, e.o.MaxBackoff)
-	// Full jitter, with a small floor so that a zero draw does not spin.
-	d := max(time.Duration(e.o.Jitter()*float64(ceil)), e.o.MinBackoff/10)
-	e.backoffUntil = now.Add(d)
+	e.storeFails++
+	e.backoffUntil = now.Add(e.backoff.Delay(e.storeFails, 0))
+	e.mu.Unlock()
+	e.log.Error("outbox write failed", "err", err)
+}
 
-	offline := true
+// failed records a failure worth retrying and returns when to try
+// again. offline says whether it means the upstream is unreachable.
+func (e *Engine) failed(err error, offline bool) time.Time {
+	now := e.o.Clock.Now()
+	var retryAfter time.Duration
 	var he *upstream.HTTPError
 	if errors.As(err, &he) {
-		if he.RetryAfter > 0 {
-			e.notBefore = now.Add(he.RetryAfter)
-		}
-		offline = he.StatusCode >= 500 || he.StatusCode == 408
+		retryAfter = he.RetryAfter
 	}
-	retryAt := e.retryAtLocked()
-	e.mu.Unlock()
-
-	e.log.Warn("sync failed; will retry", "err", err, "retry_in", retryAt.Sub(now).Round(time.Millisecond))
-	e.update(func(s *Status) {
-		s.LastError = err.Error()
-		s.NextAttempt = &retryAt
-		if offline && s.Online {
-			s.Online, s.OfflineSince = false, &now
+	summary := failure.Summary(err)
+	var retryAt time.Time
+	e.update(func() {
+		e.failures++
+		e.backoffUntil = now.Add(e.backoff.Delay(e.failures, 0))
+		if retryAfter > 0 {
+			e.notBefore = now.Add(min(retryAfter, e.o.MaxBackoff))
+		}
+		retryAt = e.retryAtLocked()
+		e.st.LastError = summary
+		e.st.NextAttempt = &retryAt
+		if offline {
+			if e.unreachable == nil {
+				e.unreachable = &Problem{Code: failure.CodeUnreachable, Since: now}
+			}
+			e.unreachable.Message = summary
 		}
 	})
+	e.log.Warn("sync failed; will retry", "err", summary, "retry_in", retryAt.Sub(now).Round(time.Millisecond))
 	return retryAt
 }
 
-func (e *Engine) succeeded() {
+// block stops automatic sync: the upstream refuses us.
+func (e *Engine) block(kind failure.Kind, err error) {
+	code := failure.CodeProtocol
+	if kind == failure.Unauthorized {
+		code = failure.CodeUnauthorized
+	}
+	summary := failure.Summary(err)
 	now := e.o.Clock.Now()
-	e.mu.Lock()
-	e.failures = 0
-	e.backoffUntil, e.notBefore = time.Time{}, time.Time{}
-	e.mu.Unlock()
-	e.update(func(s *Status) {
-		s.Online, s.OfflineSince, s.LastError, s.NextAttempt = true, nil, "", nil
-		s.LastSync = &now
+	e.update(func() {
+		e.unreachable = nil
+		e.failures, e.backoffUntil, e.notBefore = 0, time.Time{}, time.Time{}
+		e.st.LastError, e.st.NextAttempt = summary, nil
+		if e.blocked == nil || e.blocked.Code != code {
+			e.blocked = &Problem{Code: code, Since: now}
+		}
+		e.blocked.Message = summary
+	})
+	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary, "detail", failure.Detail(err))
+}
+
+// reachable notes that the upstream answered; delivered also resets the
+// backoff and counts as a sync.
+func (e *Engine) reachable(delivered bool) {
+	now := e.o.Clock.Now()
+	e.update(func() {
+		e.unreachable = nil
+		if delivered {
+			e.failures, e.backoffUntil, e.notBefore = 0, time.Time{}, time.Time{}
+			e.st.LastError, e.st.NextAttempt = "", nil
+			e.st.LastSync = &now
+		}
 	})
 }
 
-// update changes the status and tells the listener if it changed.
-func (e *Engine) update(f func(*Status)) {
+// update changes the engine's state under its lock, derives the status
+// from it and tells the listener if the status changed.
+func (e *Engine) update(f func()) {
 	e.mu.Lock()
 	before := e.st
-	f(&e.st)
+	f()
+	e.deriveLocked()
 	after := e.st
 	e.mu.Unlock()
 	if e.o.OnStatus != nil && !sameStatus(before, after) {
@@ -389,9 +659,57 @@ func (e *Engine) update(f func(*Status)) {
 	}
 }
 
+// deriveLocked computes State, Problem, Online and OfflineSince: a
+// storage problem first, then a refusing upstream, then the user's
+// pause, then reachability.
+func (e *Engine) deriveLocked() {
+	s := &e.st
+	s.Problem, s.OfflineSince = nil, nil
+	switch {
+	case e.storage != nil:
+		s.State, s.Problem = StateBlocked, copyProblem(e.storage)
+	case e.blocked != nil:
+		s.State, s.Problem = StateBlocked, copyProblem(e.blocked)
+	case s.WorkOffline:
+		s.State = StateWorkingOffline
+	case e.unreachable != nil:
+		s.State, s.Problem = StateOffline, copyProblem(e.unreachable)
+	default:
+		s.State = StateOnline
+	}
+	s.Online = s.State == StateOnline
+	if e.unreachable != nil {
+		since := e.unreachable.Since
+		s.OfflineSince = &since
+	}
+}
+
+func copyProblem(p *Problem) *Problem {
+	c := *p
+	return &c
+}
+
 func sameStatus(a, b Status) bool {
 	eq := func(x, y *time.Time) bool { return x == y || x != nil && y != nil && x.Equal(*y) }
-	return a.Online == b.Online && a.WorkOffline == b.WorkOffline && a.Syncing == b.Syncing &&
-		a.LastError == b.LastError && a.Upstream == b.Upstream &&
+	pe := func(x, y *Problem) bool { return x == y || x != nil && y != nil && *x == *y }
+	return a.State == b.State && pe(a.Problem, b.Problem) && a.Online == b.Online && a.WorkOffline == b.WorkOffline &&
+		a.Syncing == b.Syncing && a.LastError == b.LastError && a.Upstream == b.Upstream &&
 		eq(a.LastSync, b.LastSync) && eq(a.OfflineSince, b.OfflineSince) && eq(a.NextAttempt, b.NextAttempt)
+}
+
+// splitBySize cuts a batch into runs whose encoded request fits max bytes.
+// One action always fits: the host refuses at enqueue what cannot.
+func splitBySize(batch []outbox.Action, max int) [][]outbox.Action {
+	const envelope = 16 // {"actions":[...]}\n
+	var out [][]outbox.Action
+	start, size := 0, envelope
+	for i, a := range batch {
+		n := upstream.EncodedSize(upstream.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}) + 1
+		if i > start && size+n > max {
+			out = append(out, batch[start:i])
+			start, size = i, envelope
+		}
+		size += n
+	}
+	return append(out, batch[start:])
 }

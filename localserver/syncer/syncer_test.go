@@ -28,6 +28,8 @@ type fakeUpstream struct {
 	seen    []string // keys in the order received
 	applied map[string]bool
 	sends   int
+	// refuse, when set, may refuse a whole batch (a batch-level error).
+	refuse func([]upstream.Action) error
 }
 
 var _ syncer.Upstream = (*fakeUpstream)(nil)
@@ -40,6 +42,11 @@ func (f *fakeUpstream) Send(ctx context.Context, acts []upstream.Action) ([]upst
 	f.sends++
 	if f.err != nil {
 		return nil, f.err
+	}
+	if f.refuse != nil {
+		if err := f.refuse(acts); err != nil {
+			return nil, err
+		}
 	}
 	res := make([]upstream.Result, len(acts))
 	for i, a := range acts {
@@ -268,8 +275,8 @@ func TestEngine(t *testing.T) {
 		e.enqueue(2, `{}`)
 		e.run()
 		e.waitTimerAt(e.start.Add(30 * time.Second))
-		if st := e.eng.Status(); !st.Online {
-			t.Errorf("a throttling upstream is reachable: status %+v, want online", st)
+		if st := e.eng.Status(); st.State != syncer.StateOffline || st.Problem == nil || st.Problem.Message != "Upstream asked to slow down (429 Too Many Requests)" {
+			t.Errorf("status %+v, want offline saying the upstream asked to slow down", st)
 		}
 		e.up.set(nil, true)
 		e.clk.Advance(29 * time.Second) // past our own backoff, not past Retry-After
