@@ -49,6 +49,9 @@ type Config struct {
 	Assets fs.FS
 	// Push tunes Web Push (coalescing window, HTTP client for tests).
 	Push push.Options
+	// OutboxMaxPages caps outbox.db at that many 4 KiB pages, as a disk
+	// quota would (writes past it answer 507); 0: no cap.
+	OutboxMaxPages int
 	// OnShow, when set, shows the tray app's window; a second synctray
 	// start calls it through POST /api/ui/show. It reports whether it did.
 	OnShow func() bool
@@ -150,8 +153,9 @@ func Open(cfg Config) (*Host, error) {
 	h.sender = push.NewSender(pushStore, vapid, po)
 
 	h.db, err = outboxdb.Open(filepath.Join(cfg.DataDir, "outbox.db"), outboxdb.Options{
-		Now:      cfg.Sync.Clock.Now,
-		OnChange: h.actionsChanged,
+		Now:          cfg.Sync.Clock.Now,
+		OnChange:     h.actionsChanged,
+		MaxPageCount: cfg.OutboxMaxPages,
 	})
 	if err != nil {
 		pushStore.Close()

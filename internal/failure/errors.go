@@ -62,6 +62,18 @@ func ReadHTTPError(resp *http.Response, mode Mode, base string) *HTTPError {
 	return he
 }
 
+// Kind classifies the answer: by its status in its mode, except that in
+// V1 mode a batch refusal that is not a JSON error (a web server's HTML
+// "400 Bad Request") means the upstream does not speak the protocol; it
+// is not a reason to fail actions one by one.
+func (e *HTTPError) Kind() Kind {
+	k := OfStatus(e.Mode, e.StatusCode)
+	if k == Poison && e.ContentType != "application/json" {
+		return Protocol
+	}
+	return k
+}
+
 // HTTPStatus is the status the upstream answered.
 func (e *HTTPError) HTTPStatus() int { return e.StatusCode }
 
@@ -92,7 +104,7 @@ func (e *HTTPError) Summary() string {
 	} else if e.Code != "" {
 		reason = ": " + e.Code
 	}
-	switch OfStatus(e.Mode, e.StatusCode) {
+	switch e.Kind() {
 	case Unauthorized:
 		return fmt.Sprintf("Upstream refused the token (%s)%s", status(e.StatusCode), reason)
 	case Protocol:

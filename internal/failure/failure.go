@@ -129,7 +129,7 @@ func Classify(err error) Kind {
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
-		return OfStatus(he.Mode, he.StatusCode)
+		return he.Kind()
 	}
 	return Transient
 }

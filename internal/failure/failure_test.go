@@ -44,6 +44,12 @@ func TestClassifySortsErrors(t *testing.T) {
 	if got := Classify(wrapped); got != Unauthorized {
 		t.Errorf("Classify(wrapped 401) = %v, want unauthorized", got)
 	}
+	if got := Classify(&HTTPError{Mode: V1, StatusCode: 400, ContentType: "application/json"}); got != Poison {
+		t.Errorf("Classify(v1 400 JSON) = %v, want poison", got)
+	}
+	if got := Classify(&HTTPError{Mode: V1, StatusCode: 400, ContentType: "text/html"}); got != Protocol {
+		t.Errorf("Classify(v1 400 HTML) = %v, want protocol: a web server's 400 fails no action", got)
+	}
 	if got := Classify(&ProtocolError{Reason: "x"}); got != Protocol {
 		t.Errorf("Classify(protocol error) = %v", got)
 	}

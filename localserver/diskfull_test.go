@@ -1,0 +1,47 @@
+package localserver_test
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"synctray/internal/failure"
+	"synctray/localserver"
+	"synctray/localserver/syncer"
+)
+
+func TestAFullDiskAnswers507AndSaysSo(t *testing.T) {
+	e := startHost(t, localserver.Config{OutboxMaxPages: 40, WorkOffline: true})
+	payload := `{"text":"` + strings.Repeat("x", 2000) + `"}`
+	var stored int
+	var resp *http.Response
+	var data []byte
+	for i := range 500 {
+		resp, data = e.req("POST", "/api/actions", `{"type":"message","payload":`+payload+`}`, map[string]string{"Idempotency-Key": newKey()})
+		if resp.StatusCode != http.StatusAccepted {
+			break
+		}
+		stored = i + 1
+	}
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("after %d actions: %d %s, want 507", stored, resp.StatusCode, data)
+	}
+	want := fmt.Sprintf("The disk holding %s is full", filepath.Join(e.dataDir, "outbox.db"))
+	if !strings.Contains(string(data), `"insufficient_storage"`) || !strings.Contains(string(data), want) {
+		t.Fatalf("answer = %s, want insufficient_storage naming the file", data)
+	}
+	st := e.status()
+	if st.State != syncer.StateBlocked || st.Problem == nil || st.Problem.Code != failure.CodeDiskFull {
+		t.Fatalf("status = %+v, want blocked with disk_full", st)
+	}
+	if got := st.Counts["queued"]; got != stored {
+		t.Fatalf("queued = %d, want the %d acknowledged ones kept", got, stored)
+	}
+	// The batch endpoint and cancel say the same.
+	resp, data = e.req("POST", "/api/actions/batch", `{"actions":[{"key":"`+newKey()+`","type":"m","payload":`+payload+`}]}`, nil)
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Errorf("batch = %d %s, want 507", resp.StatusCode, data)
+	}
+}
