@@ -13,6 +13,7 @@ import (
 
 	"synctray/localserver"
 	"synctray/localserver/outbox"
+	"synctray/localserver/syncer"
 )
 
 // cells renders one table row through the table's own callbacks.
@@ -327,6 +328,16 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 	f.hub.Publish(message("0190a0b0-0000-7000-8000-fffffffffff1", `{"text":"one"}`))
 	f.hub.Publish(message("0190a0b0-0000-7000-8000-fffffffffff2", `{"text":"two"}`))
 	expect("2 new messages", "one …")
+
+	// The host is blocked: one notification with its reason, however
+	// often the status repeats it.
+	blocked := f.statusLocked()
+	blocked.State = syncer.StateBlocked
+	blocked.Problem = &syncer.Problem{Code: "unauthorized", Message: "Upstream refused the token (401 Unauthorized)", Since: fakeEpoch}
+	for range 3 {
+		f.hub.Publish(localserver.Event{Kind: "status", Status: &blocked})
+	}
+	expect("Sync blocked", "Upstream refused the token (401 Unauthorized)")
 	select {
 	case n := <-notes:
 		t.Fatalf("unexpected notification %q / %q", n.title, n.body)

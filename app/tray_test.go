@@ -45,6 +45,12 @@ func TestStatusLine(t *testing.T) {
 			"Upstream rejected 1", IconError},
 		{"rejected with a queue", localserver.Status{Status: syncer.Status{Online: true}, Counts: counts(outbox.Failed, 2, outbox.Queued, 4)},
 			"Upstream rejected 2 · 4 queued", IconError},
+		{"blocked: the upstream refused the token", localserver.Status{Status: syncer.Status{State: syncer.StateBlocked,
+			Problem: &syncer.Problem{Code: "unauthorized", Message: "Upstream refused the token (401 Unauthorized)"}}, Counts: counts(outbox.Queued, 3)},
+			"Upstream refused the token (401 Unauthorized) · 3 queued", IconError},
+		{"blocked while working offline still says why", localserver.Status{Status: syncer.Status{State: syncer.StateBlocked, WorkOffline: true,
+			Problem: &syncer.Problem{Code: "disk_full", Message: "The disk holding /home/u/.config/synctray/outbox.db is full: free some space"}}},
+			"The disk holding /home/u/.config/synctray/outbox.db is full: free some space", IconError},
 		{"offline and rejected", localserver.Status{Status: syncer.Status{OfflineSince: &since}, Counts: counts(outbox.Failed, 1, outbox.Queued, 12)},
 			"Offline since 14:02 · 12 queued · 1 rejected", IconError},
 	} {
@@ -123,6 +129,11 @@ func TestTrayMenuShowsEachState(t *testing.T) {
 			f.st.WorkOffline = true
 		}, "Working offline · 1 queued", "offline.png", true},
 		{"error", func(f *fakeHost) { f.add("message", outbox.Failed, `{}`) }, "Upstream rejected 1", "error.png", false},
+		{"blocked", func(f *fakeHost) {
+			f.add("message", outbox.Queued, `{}`)
+			f.st.State, f.st.Online = syncer.StateBlocked, false
+			f.st.Problem = &syncer.Problem{Code: "unauthorized", Message: "Upstream refused the token (401 Unauthorized)", Since: since}
+		}, "Upstream refused the token (401 Unauthorized) · 1 queued", "error.png", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeHost()
