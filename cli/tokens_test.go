@@ -216,3 +216,51 @@ func TestServeRefusesABadStartConfiguration(t *testing.T) {
 		})
 	}
 }
+
+func TestTheStandaloneUpstreamTakesAllowedHosts(t *testing.T) {
+	t.Run("an entry that is not a host name is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var out syncBuffer
+		args := []string{"upstream", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--insecure-no-auth", "--allowed-hosts", "http://proxy.example/"}
+		if code := Main(ctx, args, &out, &out); code != 1 || !strings.Contains(out.String(), "is not a host name or name:port") {
+			t.Fatalf("exit %d, want 1:\n%s", code, out.String())
+		}
+	})
+	t.Run("a listed name is accepted and others are refused", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stdoutR, stdoutW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdoutR.Close()
+		var logs syncBuffer
+		args := []string{"upstream", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--token-file", writeFile(t, "tok", "t0ken"), "--allowed-hosts", "proxy.example, other.example:8443"}
+		done := make(chan int, 1)
+		go func() { done <- Main(ctx, args, stdoutW, &logs); stdoutW.Close() }()
+		line := make([]byte, 256)
+		n, err := stdoutR.Read(line)
+		if err != nil {
+			t.Fatalf("no start line: %v\n%s", err, logs.String())
+		}
+		base := strings.TrimSpace(strings.TrimPrefix(string(line[:n]), "synctray upstream is running at "))
+		for host, want := range map[string]int{"proxy.example": 200, "other.example:8443": 200, "other.example": 403, "evil.example": 403} {
+			req, _ := http.NewRequest("GET", base+"/v1/stats", nil)
+			req.Host = host
+			req.Header.Set("Authorization", "Bearer t0ken")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, want)
+			}
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("exit %d:\n%s", code, logs.String())
+		}
+	})
+}
