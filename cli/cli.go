@@ -113,13 +113,19 @@ func defaultDataDir() string {
 // parse parses args into fs, allowing flags after positional arguments,
 // and then fills every flag not given from SYNCTRAY_<NAME>.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+	pos, _, err := parseArgs(fs, args)
+	return pos, err
+}
+
+// parseArgs is parse that also reports which flags were given on the
+// command line rather than in the environment.
+func parseArgs(fs *flag.FlagSet, args []string) (pos []string, given map[string]bool, err error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, errUsage
+			return nil, nil, errUsage
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -128,18 +134,72 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
+	given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	fs.VisitAll(func(f *flag.Flag) {
-		env := "SYNCTRAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
+		env := envName(f.Name)
+		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", env, v, e)
 			}
 		}
 	})
-	return pos, err
+	return pos, given, err
+}
+
+// envName is the environment variable that sets the flag name.
+func envName(name string) string {
+	return "SYNCTRAY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// resolveToken returns the bearer token given as --NAME (or SYNCTRAY_<NAME>)
+// or kept in the file --NAME-file, "" when neither is set. A token typed
+// on the command line is visible to every user of the machine (ps,
+// /proc/PID/cmdline): it draws a warning.
+func resolveToken(log *slog.Logger, name, value, file string, given map[string]bool) (string, error) {
+	if value != "" && file != "" {
+		return "", fmt.Errorf("--%s and --%s-file are both set: use one", name, name)
+	}
+	if file != "" {
+		return readTokenFile(log, file)
+	}
+	if value != "" && given[name] {
+		log.Warn(fmt.Sprintf("a token given on the command line is visible to every user of this machine (ps): use --%s-file or %s instead", name, envName(name)), "flag", "--"+name)
+	}
+	if err := checkToken(value); err != nil {
+		return "", fmt.Errorf("--%s: %w", name, err)
+	}
+	return value, nil
+}
+
+// readTokenFile reads a token kept alone in a file (surrounding white
+// space ignored).
+func readTokenFile(log *slog.Logger, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	if err := checkToken(tok); err != nil {
+		return "", fmt.Errorf("token file %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the token file is readable by other users: chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	return tok, nil
+}
+
+// checkToken refuses a token that cannot go in an Authorization header.
+func checkToken(tok string) error {
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c >= 0x7f {
+			return errors.New("the token may hold only printable ASCII characters, without spaces")
+		}
+	}
+	return nil
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {

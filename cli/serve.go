@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -18,31 +19,58 @@ import (
 // tray app.
 type hostFlags struct {
 	common
-	upstream      string
-	upstreamToken string
-	workOffline   bool
-	batch         int
-	retention     time.Duration
+	upstream          string
+	upstreamToken     string
+	upstreamTokenFile string
+	workOffline       bool
+	batch             int
+	retention         time.Duration
+	given             map[string]bool // flags given on the command line (parseArgs)
 }
 
 func (h *hostFlags) register(fs *flag.FlagSet) {
 	h.common.register(fs, localserver.DefaultAddr)
 	fs.StringVar(&h.upstream, "upstream", "", "upstream URL (default: a built-in reference upstream on loopback)")
-	fs.StringVar(&h.upstreamToken, "upstream-token", "", "bearer token for the upstream")
+	fs.StringVar(&h.upstreamToken, "upstream-token", "", "bearer token for the upstream (visible in ps: prefer --upstream-token-file or SYNCTRAY_UPSTREAM_TOKEN)")
+	fs.StringVar(&h.upstreamTokenFile, "upstream-token-file", "", "file holding the bearer token for the upstream")
 	fs.BoolVar(&h.workOffline, "work-offline", false, "start with automatic sync paused")
-	fs.IntVar(&h.batch, "batch-size", 250, "actions per upstream request")
+	fs.IntVar(&h.batch, "batch-size", 250, fmt.Sprintf("actions per upstream request (1 to %d)", upstream.MaxBatch))
 	fs.DurationVar(&h.retention, "retention", 7*24*time.Hour, "how long synced and cancelled actions are kept")
 }
 
 // openHost opens the host, first starting the built-in upstream on
 // loopback when no --upstream was given. stopUpstream stops that upstream
 // (call it once the host's Run has returned) and returns its error.
+//
+// The built-in upstream requires a token that only this host knows, kept
+// in <data-dir>/upstream/token (mode 0600): other users and programs of
+// the machine, and web pages, cannot read or write the messages.
 func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func() bool) (host *localserver.Host, stopUpstream func() error, err error) {
+	if h.batch < 1 || h.batch > upstream.MaxBatch {
+		return nil, nil, fmt.Errorf("--batch-size %d: want 1 to %d (the protocol's limit per request)", h.batch, upstream.MaxBatch)
+	}
+	upToken, err := resolveToken(log, "upstream-token", h.upstreamToken, h.upstreamTokenFile, h.given)
+	if err != nil {
+		return nil, nil, err
+	}
 	upURL := h.upstream
 	upCtx, cancel := context.WithCancel(ctx)
 	builtin := make(chan error, 1)
 	if upURL == "" {
-		url, run, err := startUpstream(filepath.Join(h.dataDir, "upstream"), "127.0.0.1:0", upstream.Options{Logger: log.With("component", "upstream")})
+		if upToken != "" {
+			log.Warn("--upstream-token is ignored without --upstream: the built-in upstream has its own token")
+		}
+		dir := filepath.Join(h.dataDir, "upstream")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("create upstream data dir: %w", err)
+		}
+		upToken, err = localserver.LoadOrCreateSecret(filepath.Join(dir, "token"))
+		if err != nil {
+			cancel()
+			return nil, nil, fmt.Errorf("built-in upstream token: %w", err)
+		}
+		url, run, err := startUpstream(dir, "127.0.0.1:0", upstream.Options{Token: upToken, Logger: log.With("component", "upstream")})
 		if err != nil {
 			cancel()
 			return nil, nil, fmt.Errorf("start built-in upstream: %w", err)
@@ -57,7 +85,7 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 		return <-builtin
 	}
 	host, err = localserver.Open(localserver.Config{
-		DataDir: h.dataDir, Addr: h.addr, UpstreamURL: upURL, UpstreamToken: h.upstreamToken,
+		DataDir: h.dataDir, Addr: h.addr, UpstreamURL: upURL, UpstreamToken: upToken,
 		WorkOffline: h.workOffline, Retention: h.retention,
 		Sync:   syncer.Options{BatchSize: h.batch},
 		Logger: log,
@@ -74,12 +102,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "synctray serve [flags]\n\nRuns the local host: the PWA, the JSON API and the sync engine, on loopback.\nWith no --upstream it also runs the reference upstream on loopback.", stderr)
 	var hf hostFlags
 	hf.register(fs)
-	if pos, err := parse(fs, args); err != nil {
+	pos, given, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	} else if len(pos) > 0 {
 		fs.Usage()
 		return errUsage
 	}
+	hf.given = given
 	log, err := hf.logger(stderr)
 	if err != nil {
 		return err

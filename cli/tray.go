@@ -40,12 +40,14 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The same flags as serve: with no display, serve runs with these args.
 	var hf hostFlags
 	hf.register(fs)
-	if pos, err := parse(fs, args); err != nil {
+	pos, given, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	} else if len(pos) > 0 {
 		fs.Usage()
 		return errUsage
 	}
+	hf.given = given
 	c := hf.common
 	log, err := c.logger(stderr)
 	if err != nil {

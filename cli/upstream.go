@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"synctray/localserver"
@@ -18,14 +19,19 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("upstream", "synctray upstream [flags]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.", stderr)
 	var c common
 	c.registerIn(fs, "127.0.0.1:7718", filepath.Join(defaultDataDir(), "upstream"))
-	token := fs.String("token", "", "require this bearer token")
+	token := fs.String("token", "", "require this bearer token (visible in ps: prefer --token-file or SYNCTRAY_TOKEN)")
+	tokenFile := fs.String("token-file", "", "require the bearer token kept in this file")
+	noAuth := fs.Bool("insecure-no-auth", false, "serve without a token: every program and user of this machine can read and write")
+	allowedHosts := fs.String("allowed-hosts", "", "comma-separated Host names accepted besides its own address (name or name:port), e.g. behind a reverse proxy")
+	skipHostCheck := fs.Bool("insecure-skip-host-check", false, "accept any Host header (no protection against DNS rebinding)")
 	var f upstream.Faults
 	fs.Float64Var(&f.FailRate, "fail-rate", 0, "fraction of POST /v1/actions answered 503 without applying")
 	fs.Float64Var(&f.DropRate, "drop-rate", 0, "fraction of batches applied, then the connection dropped without an answer")
 	fs.Float64Var(&f.ThrottleRate, "throttle-rate", 0, "fraction of batches answered 429 with Retry-After")
 	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
 	fs.DurationVar(&f.Latency, "latency", 0, "added latency per batch")
-	if pos, err := parse(fs, args); err != nil {
+	pos, given, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	} else if len(pos) > 0 {
 		fs.Usage()
@@ -40,7 +46,29 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	url, run, err := startUpstream(c.dataDir, c.addr, upstream.Options{Token: *token, Faults: f, Logger: log})
+	tok, err := resolveToken(log, "token", *token, *tokenFile, given)
+	if err != nil {
+		return err
+	}
+	switch {
+	case tok == "" && !*noAuth:
+		return errors.New("the upstream needs a token: give --token-file FILE (or SYNCTRAY_TOKEN), or serve without one with --insecure-no-auth")
+	case tok != "" && *noAuth:
+		return errors.New("--insecure-no-auth and a token are both set: use one")
+	case *noAuth:
+		log.Warn("serving without a token (--insecure-no-auth): every program and user of this machine can read and write this upstream")
+	}
+	opts := upstream.Options{Token: tok, Faults: f, Logger: log, InsecureSkipHostCheck: *skipHostCheck}
+	for _, h := range strings.Split(*allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/ ") {
+			return fmt.Errorf("--allowed-hosts: %q is not a host name or name:port", h)
+		}
+		opts.AllowedHosts = append(opts.AllowedHosts, h)
+	}
+	url, run, err := startUpstream(c.dataDir, c.addr, opts)
 	if err != nil {
 		return err
 	}

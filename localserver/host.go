@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,12 @@ func Open(cfg Config) (*Host, error) {
 	}
 	if cfg.UpstreamURL == "" {
 		return nil, errors.New("open host: no upstream URL")
+	}
+	if err := ValidateUpstreamURL(cfg.UpstreamURL); err != nil {
+		return nil, err
+	}
+	if b := cfg.Sync.BatchSize; b < 0 || b > upstream.MaxBatch {
+		return nil, fmt.Errorf("batch size %d: want 1 to %d actions per request (the protocol's limit)", b, upstream.MaxBatch)
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -202,6 +209,27 @@ func Open(cfg Config) (*Host, error) {
 	return h, nil
 }
 
+// ValidateUpstreamURL checks that s can be the base URL of an upstream: an
+// absolute http or https URL with a host and perhaps a path prefix (the
+// protocol's paths are appended to it), without a query, a fragment or
+// credentials.
+func ValidateUpstreamURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.Scheme == "" || u.Hostname() == "" {
+		return fmt.Errorf("upstream URL %q is not an absolute URL: want http://HOST:PORT or https://HOST[/PATH], e.g. http://127.0.0.1:7718", s)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("upstream URL %q: scheme %q is not supported: want http or https", s, u.Scheme)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("upstream URL %q: a query or fragment is not allowed (the protocol's paths are added to the URL)", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("upstream URL %q: credentials in the URL are not allowed: give a token with --upstream-token-file", u.Redacted())
+	}
+	return nil
+}
+
 // Listen listens on a loopback TCP address and refuses any other.
 func Listen(addr string) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
@@ -212,11 +240,12 @@ func Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("address %q: synctray listens on loopback only (127.0.0.1)", addr)
 	}
 	if host == "localhost" {
-		addr = net.JoinHostPort("127.0.0.1", port)
+		host = "127.0.0.1"
+		addr = net.JoinHostPort(host, port)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("port %s on 127.0.0.1 is taken: is synctray already running? (pick another with --addr)", port)
+		return nil, fmt.Errorf("port %s on %s is taken: is synctray already running? (pick another with --addr)", port, host)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)

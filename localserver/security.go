@@ -81,15 +81,16 @@ func newGuard(token string, sessionKey []byte) *guard {
 }
 
 // setAddr records the address the host listens on; Host and Origin are
-// checked against it.
+// checked against it: its own IP (e.g. 127.0.0.2 or [::1]), 127.0.0.1 and
+// localhost, with its port.
 func (g *guard) setAddr(addr net.Addr) {
-	_, port, _ := net.SplitHostPort(addr.String())
+	ip, port, _ := net.SplitHostPort(addr.String())
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.cookieName = "synctray_session_" + port // cookies ignore ports: one name per host
 	g.hosts = map[string]bool{}
 	g.origins = map[string]bool{}
-	for _, h := range []string{"127.0.0.1", "localhost"} {
+	for _, h := range []string{ip, "127.0.0.1", "localhost"} {
 		hp := net.JoinHostPort(h, port)
 		g.hosts[hp] = true
 		g.origins["http://"+hp] = true

@@ -307,7 +307,8 @@ func (c *Client) wsURL() (string, error) {
 	default:
 		return "", fmt.Errorf("base URL %q: scheme must be http or https", c.BaseURL)
 	}
-	u.Path += "/v1/events/ws"
+	// JoinPath keeps an escaped path prefix (e.g. %2F) as it is.
+	u = u.JoinPath("v1", "events", "ws")
 	u.RawQuery = ""
 	return u.String(), nil
 }

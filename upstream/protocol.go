@@ -13,7 +13,10 @@
 //	GET  /healthz        → {"ok":true} (no auth, no faults)
 //
 // Errors are {"error":{"code":"...","message":"..."}}. When a token is
-// configured, /v1/* needs "Authorization: Bearer TOKEN".
+// configured, /v1/* needs "Authorization: Bearer TOKEN". The server answers
+// only requests whose Host names it (see Options.AllowedHosts) and that no
+// web page made (no Origin, no cross-site Sec-Fetch-Site), and takes
+// POST bodies as application/json only (415 otherwise).
 //
 // Test hook: an action whose payload is a JSON object with a string field
 // "_reject" is rejected with that string as its error.

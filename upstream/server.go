@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,12 +36,28 @@ type Faults struct {
 	Down                             bool
 }
 
-// Options configure a Server. Zero values: no auth, no faults, slog.Default().
+// Options configure a Server. Zero values: no auth, no faults,
+// slog.Default(), and the Host check described at AllowedHosts.
 type Options struct {
 	Token  string
 	Faults Faults
 	Logger *slog.Logger
+
+	// AllowedHosts are Host header values accepted besides the default
+	// ones: "name" accepts name with any port, "name:port" only that port.
+	// By default a request is accepted only when its Host names the address
+	// it arrived on (IP and port) or, when that address is loopback,
+	// localhost or a loopback IP with that port: a web page cannot reach the
+	// server under a DNS name it controls (DNS rebinding).
+	AllowedHosts []string
+	// InsecureSkipHostCheck accepts any Host header, e.g. behind a reverse
+	// proxy that checks it.
+	InsecureSkipHostCheck bool
 }
+
+// hostPattern is one parsed entry of Options.AllowedHosts; an empty port
+// matches any.
+type hostPattern struct{ name, port string }
 
 // WebSocket timing.
 var (
@@ -53,13 +71,15 @@ const wsSubBuffer = 4 * MaxBatch
 
 // Server is the upstream's HTTP handler.
 type Server struct {
-	store  *Store
-	token  []byte
-	log    *slog.Logger
-	faults atomic.Pointer[Faults]
-	mux    *http.ServeMux
-	up     websocket.Upgrader
-	subBuf int // live events buffered per WebSocket subscriber
+	store   *Store
+	token   []byte
+	log     *slog.Logger
+	hosts   []hostPattern // Options.AllowedHosts
+	anyHost bool          // Options.InsecureSkipHostCheck
+	faults  atomic.Pointer[Faults]
+	mux     *http.ServeMux
+	up      websocket.Upgrader
+	subBuf  int // live events buffered per WebSocket subscriber
 
 	mu     sync.Mutex
 	conns  map[*websocket.Conn]struct{}
@@ -69,17 +89,21 @@ type Server struct {
 // NewServer returns a handler serving protocol v1 from store.
 func NewServer(store *Store, opts Options) *Server {
 	s := &Server{
-		store:  store,
-		token:  []byte(opts.Token),
-		log:    opts.Logger,
-		mux:    http.NewServeMux(),
-		conns:  map[*websocket.Conn]struct{}{},
-		subBuf: wsSubBuffer,
+		store:   store,
+		token:   []byte(opts.Token),
+		log:     opts.Logger,
+		anyHost: opts.InsecureSkipHostCheck,
+		mux:     http.NewServeMux(),
+		conns:   map[*websocket.Conn]struct{}{},
+		subBuf:  wsSubBuffer,
 		up: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
-			// The API authenticates with a bearer token, never cookies, so
-			// cross-origin connections gain nothing.
-			CheckOrigin: func(*http.Request) bool { return true },
+			// Its clients are programs, which send no Origin; a browser
+			// always does. ServeHTTP refuses those before this point too.
+			CheckOrigin: func(r *http.Request) bool {
+				_, browser := r.Header["Origin"]
+				return !browser
+			},
 			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 				writeError(w, status, "bad_request", reason.Error())
 			},
@@ -87,6 +111,12 @@ func NewServer(store *Store, opts Options) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	for _, h := range opts.AllowedHosts {
+		name, port := splitHost(h, "")
+		if name != "" {
+			s.hosts = append(s.hosts, hostPattern{name, port})
+		}
 	}
 	s.SetFaults(opts.Faults)
 	s.route("POST", "/v1/actions", s.v1(s.handleActions))
@@ -111,8 +141,84 @@ func (s *Server) route(method, path string, h http.HandlerFunc) {
 	})
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. It refuses, before anything else, a
+// Host that is not this server (403 forbidden_host) and any request a
+// browser makes for a web page (403 forbidden_origin): the upstream's
+// clients are synctray hosts and other programs, never pages.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r) {
+		s.log.Debug("refused request for another host", "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "forbidden_host", fmt.Sprintf("host %q is not this upstream", r.Host))
+		return
+	}
+	if fromBrowserPage(r) {
+		s.log.Debug("refused request from a web page", "origin", r.Header.Get("Origin"), "path", r.URL.Path, "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "forbidden_origin", "requests from web pages are not allowed")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed applies the Host check described at Options.AllowedHosts.
+func (s *Server) hostAllowed(r *http.Request) bool {
+	if s.anyHost {
+		return true
+	}
+	defPort := "80"
+	if r.TLS != nil {
+		defPort = "443"
+	}
+	name, port := splitHost(r.Host, defPort)
+	if name == "" {
+		return false
+	}
+	for _, p := range s.hosts {
+		if p.name == name && (p.port == "" || p.port == port) {
+			return true
+		}
+	}
+	// The address this connection arrived on (not the listener's, which
+	// may be 0.0.0.0).
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lhost, lport, err := net.SplitHostPort(local.String())
+	lip := net.ParseIP(lhost)
+	if err != nil || lip == nil || port != lport {
+		return false
+	}
+	ip := net.ParseIP(name)
+	if ip != nil && ip.Equal(lip) {
+		return true
+	}
+	return lip.IsLoopback() && (name == "localhost" || ip != nil && ip.IsLoopback())
+}
+
+// splitHost splits a Host header value (or an AllowedHosts entry) into a
+// lower-case name without brackets and a port, defPort when it has none.
+func splitHost(h, defPort string) (name, port string) {
+	h = strings.ToLower(strings.TrimSpace(h))
+	if n, p, err := net.SplitHostPort(h); err == nil {
+		return n, p
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), defPort
+}
+
+// fromBrowserPage reports whether a browser sent r on behalf of a page:
+// browsers add Origin to every cross-origin request and to every POST, and
+// Sec-Fetch-Site to every request; programs send neither. A navigation
+// typed by the user (Sec-Fetch-Site: none) is let through.
+func fromBrowserPage(r *http.Request) bool {
+	if _, ok := r.Header["Origin"]; ok {
+		return true
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
+}
 
 // SetFaults replaces the injected faults; safe to call at any time.
 func (s *Server) SetFaults(f Faults) {
@@ -154,6 +260,12 @@ func (s *Server) v1(h http.HandlerFunc) http.HandlerFunc {
 func roll(p float64) bool { return p > 0 && rand.Float64() < p }
 
 func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
+	// A browser can send text/plain, form and multipart bodies across sites
+	// without asking (a "simple" request); JSON needs its permission.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return
+	}
 	var req actionsRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	err := dec.Decode(&req)
