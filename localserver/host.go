@@ -96,8 +96,8 @@ func Open(cfg Config) (*Host, error) {
 	if err := ValidateUpstreamURL(cfg.UpstreamURL); err != nil {
 		return nil, err
 	}
-	if b := cfg.Sync.BatchSize; b < 0 || b > upstream.MaxBatch {
-		return nil, fmt.Errorf("batch size %d: want 1 to %d actions per request (the protocol's limit)", b, upstream.MaxBatch)
+	if err := cfg.Sync.Validate(); err != nil {
+		return nil, fmt.Errorf("open host: %w", err)
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -110,9 +110,6 @@ func Open(cfg Config) (*Host, error) {
 	}
 	if cfg.Sync.Clock == nil {
 		cfg.Sync.Clock = clock.Real{}
-	}
-	if err := cfg.Sync.Validate(); err != nil {
-		return nil, fmt.Errorf("open host: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)

@@ -51,7 +51,7 @@ func TestWhatTheUpstreamCannotTakeIsRefusedAtEnqueue(t *testing.T) {
 func TestABatchSizeAboveTheProtocolLimitIsRefusedAtStart(t *testing.T) {
 	_, err := localserver.Open(localserver.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", UpstreamURL: "http://127.0.0.1:1",
 		Sync: syncer.Options{BatchSize: 1001}})
-	if err == nil || !strings.Contains(err.Error(), "between 1 and 1000") {
+	if err == nil || !strings.Contains(err.Error(), "want 1 to 1000") {
 		t.Fatalf("Open with batch size 1001: %v, want a refusal naming the limit", err)
 	}
 }

@@ -64,7 +64,7 @@ type Options struct {
 // Validate reports options the engine cannot work with.
 func (o Options) Validate() error {
 	if o.BatchSize < 0 || o.BatchSize > upstream.MaxBatch {
-		return fmt.Errorf("batch size %d: must be between 1 and %d (the protocol's limit)", o.BatchSize, upstream.MaxBatch)
+		return fmt.Errorf("batch size %d: want 1 to %d actions per request (the protocol's limit)", o.BatchSize, upstream.MaxBatch)
 	}
 	return nil
 }
