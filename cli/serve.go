@@ -21,6 +21,7 @@ type hostFlags struct {
 	upstream      string
 	upstreamToken string
 	workOffline   bool
+	resetOutbox   bool
 	batch         int
 	retention     time.Duration
 }
@@ -30,6 +31,7 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.upstream, "upstream", "", "upstream URL (default: a built-in reference upstream on loopback)")
 	fs.StringVar(&h.upstreamToken, "upstream-token", "", "bearer token for the upstream")
 	fs.BoolVar(&h.workOffline, "work-offline", false, "start with automatic sync paused")
+	fs.BoolVar(&h.resetOutbox, "reset-outbox", false, "if the outbox is missing, empty or damaged, move what is left aside (outbox.db.bak-TIME) and start with an empty one; a healthy outbox is kept")
 	fs.IntVar(&h.batch, "batch-size", 250, "actions per upstream request")
 	fs.DurationVar(&h.retention, "retention", 7*24*time.Hour, "how long synced and cancelled actions are kept")
 }
@@ -58,7 +60,7 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 	}
 	host, err = localserver.Open(localserver.Config{
 		DataDir: h.dataDir, Addr: h.addr, UpstreamURL: upURL, UpstreamToken: h.upstreamToken,
-		WorkOffline: h.workOffline, Retention: h.retention,
+		WorkOffline: h.workOffline, ResetOutbox: h.resetOutbox, Retention: h.retention,
 		Sync:   syncer.Options{BatchSize: h.batch},
 		Logger: log,
 		OnShow: onShow,
