@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -431,6 +432,10 @@ func (h *Host) statusLoop(ctx context.Context) {
 	}
 }
 
+// cursorSaveEvery is the most time between an event announced and the
+// events cursor on disk: a crash re-announces at most that much.
+const cursorSaveEvery = 200 * time.Millisecond
+
 // follow streams the upstream's events to pages as "message" events,
 // remembering the cursor across restarts.
 func (h *Host) follow(ctx context.Context) {
@@ -443,13 +448,11 @@ func (h *Host) follow(ctx context.Context) {
 	// them again: only those after the saved cursor are news.
 	seen := cursor
 	from := max(0, cursor-int64(h.inbox.max))
-	var saved time.Time
-	save := func() {
-		if err := os.WriteFile(path, []byte(strconv.FormatInt(cursor, 10)+"\n"), 0o600); err != nil {
-			h.log.Warn("save event cursor", "err", err)
-		}
-		saved = time.Now()
-	}
+	var latest atomic.Int64
+	latest.Store(cursor)
+	dirty, done := make(chan struct{}, 1), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { h.saveCursor(path, cursor, &latest, dirty, done) })
 	err := h.client.Follow(ctx, from, 2*time.Second, func(ev upstream.Event) {
 		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt, Own: h.isOwn(ev.Key)}
 		h.inbox.add(m)
@@ -462,16 +465,48 @@ func (h *Host) follow(ctx context.Context) {
 			h.sender.Notify(push.Notification{Kind: "message", Title: "New message", Body: m.Text(),
 				Tag: "message", URL: "/", Event: evJSON, Count: 1})
 		}
-		cursor = ev.Cursor
-		if time.Since(saved) > time.Second {
-			save()
+		latest.Store(ev.Cursor)
+		select {
+		case dirty <- struct{}{}:
+		default:
 		}
 	})
-	if cursor > 0 {
-		save()
-	}
+	close(done)
+	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		h.log.Error("follow upstream events", "err", err)
+	}
+}
+
+// saveCursor writes the latest announced cursor to path (atomically) when
+// it moves: at once after a quiet spell, then at most every
+// cursorSaveEvery, and a last time when done closes.
+func (h *Host) saveCursor(path string, saved int64, latest *atomic.Int64, dirty, done <-chan struct{}) {
+	save := func() {
+		c := latest.Load()
+		if c == saved {
+			return
+		}
+		if err := datadir.WriteFileAtomic(path, []byte(strconv.FormatInt(c, 10)+"\n")); err != nil {
+			h.log.Warn("save event cursor", "err", err)
+			return
+		}
+		saved = c
+	}
+	for {
+		select {
+		case <-done:
+			save()
+			return
+		case <-dirty:
+		}
+		save()
+		select {
+		case <-done:
+			save()
+			return
+		case <-time.After(cursorSaveEvery):
+		}
 	}
 }
 
