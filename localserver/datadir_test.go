@@ -271,4 +271,3 @@ func TestDataDirWithSpecialCharacters(t *testing.T) {
 		}
 	})
 }
-
