@@ -359,3 +359,45 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("second host: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// TestOneHostPerDataDir runs two real hosts on one data dir: the second
+// must fail at once, naming the first; and a refused outbox is started over
+// only with --reset-outbox.
+func TestOneHostPerDataDir(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	defer logf.Close()
+	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", "http://127.0.0.1:1", "--log-level", "warn")
+	waitHealthy(t, "http://"+addr, p)
+
+	// run starts another serve; one that does not fail is killed after 20 s.
+	run := func(args ...string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--data-dir", dir, "--addr", freeAddr(t), "--upstream", "http://127.0.0.1:1", "--log-level", "warn"}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	code, out := run()
+	want := fmt.Sprintf("data dir %s is in use by synctray (pid %d, http://%s)", dir, p.cmd.Process.Pid, addr)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("second serve: exit %d\n%s\nwant exit 1 saying %q", code, out, want)
+	}
+
+	// Stop the first; empty its outbox, as `truncate -s 0` would.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if err := os.Truncate(filepath.Join(dir, "outbox.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run(); code != 1 || !strings.Contains(out, filepath.Join(dir, "outbox.db")+" is empty") || !strings.Contains(out, "--reset-outbox") {
+		t.Fatalf("serve on an emptied outbox: exit %d\n%s\nwant a refusal naming the file and --reset-outbox", code, out)
+	}
+	addr = freeAddr(t)
+	p = startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", "http://127.0.0.1:1", "--log-level", "warn", "--reset-outbox")
+	waitHealthy(t, "http://"+addr, p)
+	if baks, _ := filepath.Glob(filepath.Join(dir, "outbox.db.bak-*")); len(baks) != 1 {
+		t.Fatalf("after --reset-outbox: backups %v, want the emptied outbox moved aside", baks)
+	}
+}

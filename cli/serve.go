@@ -23,6 +23,7 @@ type hostFlags struct {
 	upstreamToken     string
 	upstreamTokenFile string
 	workOffline       bool
+	resetOutbox       bool
 	batch             int
 	retention         time.Duration
 	given             map[string]bool // flags given on the command line (parseArgs)
@@ -34,6 +35,7 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.upstreamToken, "upstream-token", "", "bearer token for the upstream (visible in ps: prefer --upstream-token-file or SYNCTRAY_UPSTREAM_TOKEN)")
 	fs.StringVar(&h.upstreamTokenFile, "upstream-token-file", "", "file holding the bearer token for the upstream")
 	fs.BoolVar(&h.workOffline, "work-offline", false, "start with automatic sync paused")
+	fs.BoolVar(&h.resetOutbox, "reset-outbox", false, "if the outbox is missing, empty or damaged, move what is left aside (outbox.db.bak-TIME) and start with an empty one; a healthy outbox is kept")
 	fs.IntVar(&h.batch, "batch-size", 250, fmt.Sprintf("actions per upstream request (1 to %d)", upstream.MaxBatch))
 	fs.DurationVar(&h.retention, "retention", 7*24*time.Hour, "how long synced and cancelled actions are kept")
 }
@@ -86,7 +88,7 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 	}
 	host, err = localserver.Open(localserver.Config{
 		DataDir: h.dataDir, Addr: h.addr, UpstreamURL: upURL, UpstreamToken: upToken,
-		WorkOffline: h.workOffline, Retention: h.retention,
+		WorkOffline: h.workOffline, ResetOutbox: h.resetOutbox, Retention: h.retention,
 		Sync:   syncer.Options{BatchSize: h.batch},
 		Logger: log,
 		OnShow: onShow,

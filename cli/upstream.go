@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"synctray/localserver"
+	"synctray/localserver/datadir"
 	"synctray/upstream"
 )
 
@@ -79,8 +79,8 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // startUpstream opens the upstream store in dir and listens on addr; run
 // serves until ctx is cancelled and closes the store.
 func startUpstream(dir, addr string, opts upstream.Options) (url string, run func(context.Context) error, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create upstream data dir: %w", err)
+	if err := datadir.Prepare(dir); err != nil {
+		return "", nil, fmt.Errorf("upstream: %w", err)
 	}
 	store, err := upstream.OpenStore(filepath.Join(dir, "upstream.db"))
 	if err != nil {

@@ -19,11 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"synctray/assets"
 	"synctray/localserver/clock"
+	"synctray/localserver/datadir"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/push"
@@ -36,12 +38,20 @@ const DefaultAddr = "127.0.0.1:7717"
 
 // Config configures a Host. Zero values are the documented defaults.
 type Config struct {
-	DataDir       string // required; created with mode 0700
+	// DataDir is required. It is created with mode 0700 (an existing one
+	// is narrowed to 0700; one of another user's is refused), and locked:
+	// a second host on it fails to open, naming the first.
+	DataDir       string
 	Addr          string // loopback address; "": DefaultAddr; port 0 picks one
 	UpstreamURL   string // required
 	UpstreamToken string
 	WorkOffline   bool          // start with automatic sync paused
 	Retention     time.Duration // how long synced and cancelled actions are kept; 0: 7 days
+	// ResetOutbox starts with an empty outbox when the one in DataDir is
+	// missing, empty or damaged, after moving its files aside
+	// (outbox.db.bak-TIME); a healthy outbox is kept. false: such an
+	// outbox is refused.
+	ResetOutbox bool
 	// Sync tunes the engine (batch size, backoff, clock); its OnStatus,
 	// OnReport, Upstream, Logger and WorkOffline fields are set by the host.
 	Sync   syncer.Options
@@ -73,6 +83,7 @@ type Host struct {
 	inbox  *inbox
 	push   *push.Store
 	sender *push.Sender
+	lock   *datadir.Lock
 
 	mu           sync.Mutex
 	own          map[string]struct{} // keys this host synced recently: not news to push
@@ -84,8 +95,10 @@ type Host struct {
 	closeErr    error
 }
 
-// Open prepares the data dir, opens the outbox and listens; it fails
-// early, with a clear message, when the port is taken.
+// Open prepares and locks the data dir, opens the outbox and listens; it
+// fails early, with a clear message, when the data dir is in use, the port
+// is taken, or the outbox is missing, empty or damaged in a data dir that
+// had one.
 func Open(cfg Config) (*Host, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("open host: no data dir")
@@ -111,8 +124,27 @@ func Open(cfg Config) (*Host, error) {
 	if cfg.Sync.Clock == nil {
 		cfg.Sync.Clock = clock.Real{}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	// Undo what was opened so far when a later step fails.
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+	if err := datadir.Prepare(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { lock.Release() })
+	// The secrets are checked (and refused when others can read them) by
+	// LoadOrCreateSecret itself.
+	if fixed, err := datadir.RestrictFiles(cfg.DataDir, "api-token", "session-key"); err != nil {
+		return nil, err
+	} else if len(fixed) > 0 {
+		cfg.Logger.Info("data dir files made private (0600)", "files", fixed)
 	}
 	token, err := LoadOrCreateSecret(filepath.Join(cfg.DataDir, "api-token"))
 	if err != nil {
@@ -126,29 +158,31 @@ func Open(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { ln.Close() })
+	if err := lock.Record("http://" + ln.Addr().String()); err != nil {
+		return nil, err
+	}
 
 	if cfg.Assets == nil {
 		cfg.Assets = assets.FS
 	}
 	sh, err := newShell(cfg.Assets)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	vapid, err := push.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "vapid.json"))
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	pushStore, err := push.OpenStore(filepath.Join(cfg.DataDir, "push.db"))
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
+	undo = append(undo, func() { pushStore.Close() })
 
 	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: ln,
 		inbox: &inbox{max: 500}, push: pushStore, own: map[string]struct{}{},
-		statusDirty: make(chan struct{}, 1)}
+		statusDirty: make(chan struct{}, 1), lock: lock}
 	h.guard.setAddr(ln.Addr())
 	po := cfg.Push
 	if po.Logger == nil {
@@ -156,20 +190,16 @@ func Open(cfg Config) (*Host, error) {
 	}
 	h.sender = push.NewSender(pushStore, vapid, po)
 
-	h.db, err = outboxdb.Open(filepath.Join(cfg.DataDir, "outbox.db"), outboxdb.Options{
+	h.db, err = openOutbox(cfg, outboxdb.Options{
 		Now:          cfg.Sync.Clock.Now,
 		OnChange:     h.actionsChanged,
 		MaxPageCount: cfg.OutboxMaxPages,
 	})
 	if err != nil {
-		pushStore.Close()
-		ln.Close()
-		return nil, fmt.Errorf("open outbox: %w", err)
+		return nil, err
 	}
+	undo = append(undo, func() { h.db.Close() })
 	if n, err := h.db.RecoverSyncing(context.Background()); err != nil {
-		h.db.Close()
-		pushStore.Close()
-		ln.Close()
 		return nil, fmt.Errorf("recover outbox: %w", err)
 	} else if n > 0 {
 		h.log.Info("actions interrupted mid-sync are queued again", "count", n)
@@ -203,6 +233,7 @@ func Open(cfg Config) (*Host, error) {
 	// Shutdown does not wait for hijacked connections: end the WebSockets
 	// so pages and the tray notice at once.
 	h.srv.RegisterOnShutdown(h.hub.Close)
+	undo = nil
 	return h, nil
 }
 
@@ -305,11 +336,12 @@ func (h *Host) Run(ctx context.Context) error {
 	return errors.Join(err, h.Close())
 }
 
-// Close closes the outbox and the listener; Run calls it. It is safe to call twice.
+// Close closes the outbox and the listener and releases the data dir;
+// Run calls it. It is safe to call twice.
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.ln.Close()
-		h.closeErr = errors.Join(h.db.Close(), h.push.Close())
+		h.closeErr = errors.Join(h.db.Close(), h.push.Close(), h.lock.Release())
 		h.log.Info("synctray host stopped")
 	})
 	return h.closeErr
@@ -434,10 +466,14 @@ func (h *Host) statusLoop(ctx context.Context) {
 	}
 }
 
+// cursorSaveEvery is the most time between an event announced and the
+// events cursor on disk: a crash re-announces at most that much.
+const cursorSaveEvery = 200 * time.Millisecond
+
 // follow streams the upstream's events to pages as "message" events,
 // remembering the cursor across restarts.
 func (h *Host) follow(ctx context.Context) {
-	path := filepath.Join(h.cfg.DataDir, "events-cursor")
+	path := filepath.Join(h.cfg.DataDir, cursorFile)
 	var cursor int64
 	if b, err := os.ReadFile(path); err == nil {
 		cursor, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
@@ -446,13 +482,11 @@ func (h *Host) follow(ctx context.Context) {
 	// them again: only those after the saved cursor are news.
 	seen := cursor
 	from := max(0, cursor-int64(h.inbox.max))
-	var saved time.Time
-	save := func() {
-		if err := os.WriteFile(path, []byte(strconv.FormatInt(cursor, 10)+"\n"), 0o600); err != nil {
-			h.log.Warn("save event cursor", "err", err)
-		}
-		saved = time.Now()
-	}
+	var latest atomic.Int64
+	latest.Store(cursor)
+	dirty, done := make(chan struct{}, 1), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { h.saveCursor(path, cursor, &latest, dirty, done) })
 	err := h.client.Follow(ctx, from, 2*time.Second, func(ev upstream.Event) {
 		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt, Own: h.isOwn(ev.Key)}
 		h.inbox.add(m)
@@ -465,16 +499,48 @@ func (h *Host) follow(ctx context.Context) {
 			h.sender.Notify(push.Notification{Kind: "message", Title: "New message", Body: m.Text(),
 				Tag: "message", URL: "/", Event: evJSON, Count: 1})
 		}
-		cursor = ev.Cursor
-		if time.Since(saved) > time.Second {
-			save()
+		latest.Store(ev.Cursor)
+		select {
+		case dirty <- struct{}{}:
+		default:
 		}
 	})
-	if cursor > 0 {
-		save()
-	}
+	close(done)
+	wg.Wait()
 	if err != nil && ctx.Err() == nil {
 		h.log.Error("follow upstream events", "err", err)
+	}
+}
+
+// saveCursor writes the latest announced cursor to path (atomically) when
+// it moves: at once after a quiet spell, then at most every
+// cursorSaveEvery, and a last time when done closes.
+func (h *Host) saveCursor(path string, saved int64, latest *atomic.Int64, dirty, done <-chan struct{}) {
+	save := func() {
+		c := latest.Load()
+		if c == saved {
+			return
+		}
+		if err := datadir.WriteFileAtomic(path, []byte(strconv.FormatInt(c, 10)+"\n")); err != nil {
+			h.log.Warn("save event cursor", "err", err)
+			return
+		}
+		saved = c
+	}
+	for {
+		select {
+		case <-done:
+			save()
+			return
+		case <-dirty:
+		}
+		save()
+		select {
+		case <-done:
+			save()
+			return
+		case <-time.After(cursorSaveEvery):
+		}
 	}
 }
 

@@ -11,13 +11,11 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"synctray/internal/sqlitedb"
 )
 
-// schemaVersion is the PRAGMA user_version this build writes and reads.
-const schemaVersion = 1
-
-// schema: keys remembers every key ever seen with its final verdict, events
+// schema is migration 1 (PRAGMA user_version 1), run by sqlitedb.Open:
+// keys remembers every key ever seen with its final verdict, events
 // holds the applied actions in apply order (cursor), counters holds Stats.
 const schema = `
 CREATE TABLE keys (
@@ -68,76 +66,13 @@ type subscription struct {
 	ch chan Event
 }
 
-// OpenStore opens (creating if needed) the store at path.
+// OpenStore opens (creating if needed, mode 0600) the store at path.
 func OpenStore(path string) (*Store, error) {
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	dsn := "file:" + esc + "?_journal=WAL&_sync=FULL&_busy_timeout=5000&_fk=true"
-
-	w, err := sql.Open("sqlite3", dsn+"&_txlock=immediate")
+	db, err := sqlitedb.Open(context.Background(), path, sqlitedb.Options{Migrations: []string{schema}, Readers: 8})
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
-
-	r, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	r.SetMaxOpenConns(8)
-
-	s := &Store{w: w, r: r, subs: map[*subscription]struct{}{}}
-	if err := s.init(context.Background()); err != nil {
-		s.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return s, nil
-}
-
-func (s *Store) init(ctx context.Context) error {
-	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("read journal_mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal_mode is %q, want wal", mode)
-	}
-	var syncMode int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
-		return fmt.Errorf("read synchronous: %w", err)
-	}
-	if syncMode < 2 {
-		return fmt.Errorf("synchronous is %d, want FULL (2)", syncMode)
-	}
-
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin migration: %w", err)
-	}
-	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("read user_version: %w", err)
-	}
-	switch {
-	case v == schemaVersion:
-		return nil
-	case v > schemaVersion:
-		return fmt.Errorf("schema version %d is newer than this build (%d)", v, schemaVersion)
-	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("create schema: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("set user_version: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit migration: %w", err)
-	}
-	return nil
+	return &Store{w: db.W, r: db.R, subs: map[*subscription]struct{}{}}, nil
 }
 
 // Close closes the database and every live subscription.

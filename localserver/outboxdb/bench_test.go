@@ -3,11 +3,14 @@ package outboxdb
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"synctray/internal/sqlitedb"
 	"synctray/localserver/outbox"
 )
 
@@ -93,4 +96,30 @@ func BenchmarkListPage100k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkQuickCheck1M measures PRAGMA quick_check, which Open runs on
+// every start, on a 100,000- and then a 1,000,000-action outbox (each
+// action with one history row), warm page cache.
+func BenchmarkQuickCheck1M(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "outbox.db")
+	db := mustOpenAt(b, path, Options{Now: time.Now})
+	have := 0
+	for _, rows := range []int{100_000, 1_000_000} {
+		start := time.Now()
+		bulkInsert(b, db, rows-have)
+		have = rows
+		if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			b.Fatal(err)
+		}
+		fi, _ := os.Stat(path)
+		b.Logf("built %d rows (%d MiB) in %v", rows, fi.Size()>>20, time.Since(start).Round(time.Millisecond))
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			for b.Loop() {
+				if err := sqlitedb.QuickCheck(ctx, db.r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

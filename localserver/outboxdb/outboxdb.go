@@ -9,7 +9,10 @@
 // fsync rate. Every state change follows outbox.CanTransition, writes a row
 // of history and, after its commit, is published to Options.OnChange.
 //
-// The schema is versioned with PRAGMA user_version and migrated on Open.
+// Open goes through internal/sqlitedb: the pragmas are checked, the file
+// passes PRAGMA quick_check (a damaged one is refused with an error that
+// wraps sqlitedb.ErrDamaged), and the schema is versioned with PRAGMA
+// user_version and migrated.
 // Timestamps are stored as fixed-width UTC text, so text order is time order.
 package outboxdb
 
@@ -18,14 +21,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
-
+	"synctray/internal/sqlitedb"
 	"synctray/localserver/outbox"
 )
 
@@ -85,8 +85,9 @@ type writerStmts struct {
 
 const actionCols = "id, key, type, payload, state, attempts, last_error, next_attempt_at, created_at, updated_at, synced_at"
 
-// Open opens (creating if needed) the outbox database at path and brings
-// its schema up to date.
+// Open opens (creating if needed, mode 0600) the outbox database at path,
+// quick-checks it and brings its schema up to date. Errors wrap
+// sqlitedb.ErrDamaged when the file is damaged.
 func Open(path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open outbox: empty path")
@@ -108,88 +109,26 @@ func Open(path string, opts Options) (*DB, error) {
 	db.gate.init()
 	ctx := context.Background()
 
-	var err error
-	if db.w, err = sql.Open("sqlite3", dsn(path, "_txlock=immediate")); err != nil {
-		return nil, fmt.Errorf("open outbox: %w", err)
-	}
-	db.w.SetMaxOpenConns(1)
-	db.w.SetMaxIdleConns(1)
-	db.w.SetConnMaxLifetime(0)
-	db.w.SetConnMaxIdleTime(0)
-	fail := func(err error) (*DB, error) {
-		db.stmts.close()
-		db.w.Close()
-		if db.r != nil {
-			db.r.Close()
-		}
+	sdb, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: migrations, QuickCheck: true})
+	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	if err := checkPragmas(ctx, db.w); err != nil {
-		return fail(err)
-	}
-	if err := migrate(ctx, db.w); err != nil {
-		return fail(err)
-	}
+	db.w, db.r = sdb.W, sdb.R
 	if opts.MaxPageCount > 0 {
 		// The writer is one connection that lives as long as the DB, so
 		// the pragma holds for every write.
 		if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", opts.MaxPageCount)); err != nil {
-			return fail(fmt.Errorf("set max_page_count: %w", err))
+			sdb.Close()
+			return nil, fmt.Errorf("open outbox %s: set max_page_count: %w", path, err)
 		}
 	}
-	if db.r, err = sql.Open("sqlite3", dsn(path, "_query_only=true")); err != nil {
-		return fail(err)
-	}
-	n := max(4, 2*runtime.GOMAXPROCS(0))
-	db.r.SetMaxOpenConns(n)
-	db.r.SetMaxIdleConns(n)
-	if err := db.r.PingContext(ctx); err != nil {
-		return fail(fmt.Errorf("open reader: %w", err))
-	}
 	if err := db.stmts.prepare(ctx, db.w); err != nil {
-		return fail(err)
+		db.stmts.close()
+		sdb.Close()
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	go db.runWriter()
 	return db, nil
-}
-
-// dsn builds a go-sqlite3 DSN. The pragmas are DSN parameters so that
-// every pooled connection gets them.
-func dsn(path string, extra string) string {
-	// In a file: URI, '?' starts the parameters, '#' a fragment and '%' an
-	// escape; escape them in the path.
-	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	d := "file:" + p + "?_journal=WAL&_sync=FULL&_busy_timeout=5000&_fk=true"
-	if extra != "" {
-		d += "&" + extra
-	}
-	return d
-}
-
-// checkPragmas verifies that the connection settings took effect: a 2xx
-// to a client must mean the row is on disk.
-func checkPragmas(ctx context.Context, db *sql.DB) error {
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("read journal mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal mode is %q, want wal", mode)
-	}
-	var syncMode, fk int
-	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&syncMode); err != nil {
-		return fmt.Errorf("read synchronous: %w", err)
-	}
-	if syncMode != 2 {
-		return fmt.Errorf("synchronous is %d, want 2 (FULL)", syncMode)
-	}
-	if err := db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
-		return fmt.Errorf("read foreign_keys: %w", err)
-	}
-	if fk != 1 {
-		return errors.New("foreign keys are not enforced")
-	}
-	return nil
 }
 
 func (s *writerStmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -317,14 +256,10 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *sql.Tx) ([]outbox.Action, e
 // storageError marks err as outbox.ErrDiskFull or outbox.ErrCorrupt when
 // SQLite says so, so that callers can tell people what is wrong.
 func storageError(err error) error {
-	var se sqlite3.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	switch se.Code {
-	case sqlite3.ErrFull:
+	switch {
+	case sqlitedb.IsDiskFull(err):
 		return fmt.Errorf("%w: %w", outbox.ErrDiskFull, err)
-	case sqlite3.ErrCorrupt, sqlite3.ErrNotADB:
+	case sqlitedb.IsCorrupt(err):
 		return fmt.Errorf("%w: %w", outbox.ErrCorrupt, err)
 	}
 	return err

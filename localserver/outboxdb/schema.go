@@ -1,12 +1,6 @@
 package outboxdb
 
-import (
-	"context"
-	"database/sql"
-	"fmt"
-)
-
-// migrations are applied in order, each in its own transaction; after
+// migrations are applied in order by sqlitedb.Open, each in its own transaction; after
 // migration i the database's PRAGMA user_version is i+1. Append only: never
 // edit a migration that has shipped.
 var migrations = []string{
@@ -42,37 +36,4 @@ CREATE TABLE history (
 -- Get (history of one action in order) and the ON DELETE CASCADE lookup.
 CREATE INDEX history_action_id ON history (action_id, id);
 `,
-}
-
-// migrate brings the schema up to date.
-func migrate(ctx context.Context, db *sql.DB) error {
-	var version int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this program knows (%d): was the outbox written by a newer synctray?", version, len(migrations))
-	}
-	for i := version; i < len(migrations); i++ {
-		if err := applyMigration(ctx, db, i); err != nil {
-			return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
-		}
-	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db *sql.DB, i int) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-		return err
-	}
-	// PRAGMA takes no bound parameters; i is an int.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-		return err
-	}
-	return tx.Commit()
 }

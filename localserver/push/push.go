@@ -6,7 +6,6 @@ package push
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,7 +21,8 @@ import (
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
-	_ "github.com/mattn/go-sqlite3"
+
+	"synctray/internal/sqlitedb"
 )
 
 // Subscription is a browser's PushSubscription as JSON.
@@ -103,21 +103,22 @@ func LoadOrCreateKeys(path string) (Keys, error) {
 	return k, f.Close()
 }
 
-// Store keeps subscriptions in SQLite.
-type Store struct{ db *sql.DB }
+// Store keeps subscriptions in SQLite (push.db beside the outbox).
+type Store struct{ db *sqlitedb.DB }
 
-// OpenStore opens (creating) the subscription database at path.
+// storeMigrations is the subscription schema, versioned with PRAGMA
+// user_version by sqlitedb.Open. Migration 1 is IF NOT EXISTS because
+// push.db files made before versioning already hold the table.
+var storeMigrations = []string{
+	`CREATE TABLE IF NOT EXISTS subscriptions (
+		endpoint TEXT PRIMARY KEY, p256dh TEXT NOT NULL, auth TEXT NOT NULL, created_at TEXT NOT NULL) STRICT`,
+}
+
+// OpenStore opens (creating, mode 0600) the subscription database at path.
 func OpenStore(path string) (*Store, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal=WAL&_sync=FULL&_busy_timeout=5000")
+	db, err := sqlitedb.Open(context.Background(), path, sqlitedb.Options{Migrations: storeMigrations, Readers: 2})
 	if err != nil {
-		return nil, fmt.Errorf("open push store: %w", err)
-	}
-	db.SetMaxOpenConns(1)
-	_, err = db.Exec(`CREATE TABLE IF NOT EXISTS subscriptions (
-		endpoint TEXT PRIMARY KEY, p256dh TEXT NOT NULL, auth TEXT NOT NULL, created_at TEXT NOT NULL) STRICT`)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open push store: %w", err)
+		return nil, fmt.Errorf("open push store %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
 }
@@ -130,7 +131,7 @@ func (s *Store) Add(ctx context.Context, sub Subscription) error {
 	if err := Validate(sub); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO subscriptions(endpoint, p256dh, auth, created_at) VALUES (?,?,?,?)
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO subscriptions(endpoint, p256dh, auth, created_at) VALUES (?,?,?,?)
 		ON CONFLICT(endpoint) DO UPDATE SET p256dh=excluded.p256dh, auth=excluded.auth`,
 		sub.Endpoint, sub.Keys.P256dh, sub.Keys.Auth, time.Now().UTC().Format(time.RFC3339))
 	if err != nil {
@@ -141,7 +142,7 @@ func (s *Store) Add(ctx context.Context, sub Subscription) error {
 
 // Remove deletes a subscription; it reports whether there was one.
 func (s *Store) Remove(ctx context.Context, endpoint string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM subscriptions WHERE endpoint = ?`, endpoint)
+	res, err := s.db.W.ExecContext(ctx, `DELETE FROM subscriptions WHERE endpoint = ?`, endpoint)
 	if err != nil {
 		return false, fmt.Errorf("remove subscription: %w", err)
 	}
@@ -151,7 +152,7 @@ func (s *Store) Remove(ctx context.Context, endpoint string) (bool, error) {
 
 // All returns every subscription.
 func (s *Store) All(ctx context.Context) ([]Subscription, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT endpoint, p256dh, auth FROM subscriptions ORDER BY created_at`)
+	rows, err := s.db.R.QueryContext(ctx, `SELECT endpoint, p256dh, auth FROM subscriptions ORDER BY created_at`)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
