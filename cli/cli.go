@@ -34,6 +34,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runOpen(ctx, rest, stdout, stderr)
 	case "outbox":
 		err = runOutbox(ctx, rest, stdout, stderr)
+	case "logout":
+		err = runLogout(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		usage(stdout)
 		return 0
@@ -67,6 +69,7 @@ Usage:
   synctray serve [flags]          the local host without a GUI (built-in upstream unless --upstream)
   synctray upstream [flags]       run the reference upstream server
   synctray open [--print]         open the running host in the browser (one-time login link)
+  synctray logout --all           sign out every browser session (each page must sign in again)
   synctray outbox COMMAND         inspect and steer the outbox of the running host:
       list [--state S] [--limit N] [--cursor C]
       show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"synctray/internal/failure"
 	"synctray/localserver/outbox"
@@ -48,6 +51,9 @@ type ActionRequest struct {
 // with the key from the Idempotency-Key header. Unknown fields, trailing
 // data and wrong types are errors.
 func DecodeActionRequest(key string, body []byte) (outbox.NewAction, error) {
+	if !utf8.Valid(body) {
+		return outbox.NewAction{}, errNotUTF8
+	}
 	var req ActionRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return outbox.NewAction{}, err
@@ -57,6 +63,24 @@ func DecodeActionRequest(key string, body []byte) (outbox.NewAction, error) {
 		return outbox.NewAction{}, err
 	}
 	return n, nil
+}
+
+// errNotUTF8 refuses an action whose JSON is not UTF-8: encoding/json
+// would silently turn the bad bytes of its type into U+FFFD and keep them
+// raw in its payload, which the upstream then changes.
+var errNotUTF8 = &outbox.InvalidError{Field: "action", Reason: "the action is not valid UTF-8 (type, key and payload must be UTF-8 text)"}
+
+// batchItem is one action of a batch, with its raw JSON for the UTF-8 check.
+type batchItem struct {
+	outbox.NewAction
+	raw []byte
+}
+
+func (b *batchItem) UnmarshalJSON(data []byte) error {
+	b.raw = data
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&b.NewAction)
 }
 
 // badJSON is a body that could not be decoded.
@@ -89,7 +113,8 @@ type api struct {
 	inbox   *inbox
 	push    *push.Store
 	pushKey string
-	onShow  func() bool // shows the tray app's window; false: there is none
+	onShow  func() bool  // shows the tray app's window; false: there is none
+	revoke  func() error // signs out every browser session
 }
 
 func (a *api) routes(mux *http.ServeMux) {
@@ -109,6 +134,7 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/push/subscriptions", a.subscribe)
 	mux.HandleFunc("DELETE /api/push/subscriptions", a.unsubscribe)
 	mux.HandleFunc("POST /api/ui/show", a.show)
+	mux.HandleFunc("POST /api/sessions/revoke", a.revokeSessions)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -158,7 +184,7 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Actions []outbox.NewAction `json:"actions"`
+		Actions []batchItem `json:"actions"`
 	}
 	if err := decodeStrict(body, &req); err != nil {
 		a.fail(w, r, err)
@@ -172,10 +198,28 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "batch_too_large", fmt.Sprintf("a batch holds at most %d actions", MaxBatchItems))
 		return
 	}
-	results, err := a.store.EnqueueBatch(r.Context(), req.Actions)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+	// Actions that are not UTF-8 are refused one by one, like any other
+	// invalid action; the rest go to the store in order.
+	results := make([]outbox.EnqueueResult, len(req.Actions))
+	var ns []outbox.NewAction
+	var at []int
+	for i, it := range req.Actions {
+		if !utf8.Valid(it.raw) {
+			results[i].Err = errNotUTF8
+			continue
+		}
+		ns = append(ns, it.NewAction)
+		at = append(at, i)
+	}
+	if len(ns) > 0 {
+		stored, err := a.store.EnqueueBatch(r.Context(), ns)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		for j, res := range stored {
+			results[at[j]] = res
+		}
 	}
 	out := make([]BatchResult, len(results))
 	created := false
@@ -387,17 +431,27 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	return id, true
 }
 
+// readBody reads the request body within its deadline (see bodyDeadline)
+// and then lifts the deadline, so that the rest of the request runs
+// without one.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
+	var ne net.Error
 	switch {
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
 		return nil, false
+	case errors.As(err, &ne) && ne.Timeout():
+		closeUnreadBody(w, r)
+		writeError(w, http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
+		return nil, false
 	case err != nil:
+		closeUnreadBody(w, r)
 		writeError(w, http.StatusBadRequest, "bad_body", "read body: "+err.Error())
 		return nil, false
 	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return b, true
 }
 
@@ -518,6 +572,17 @@ func (a *api) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"removed": removed})
+}
+
+// revokeSessions signs out every browser session (synctray logout --all).
+func (a *api) revokeSessions(w http.ResponseWriter, r *http.Request) {
+	if err := a.revoke(); err != nil {
+		a.log.Error("revoke sessions", "err", err)
+		writeError(w, http.StatusInternalServerError, "session_key_not_saved",
+			"sessions are revoked, but the new session key could not be saved, so they would work again after a restart: run `synctray logout --all` again")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 }
 
 // show asks the running tray app to show its outbox window (a second

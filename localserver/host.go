@@ -66,6 +66,8 @@ type Config struct {
 	// OnShow, when set, shows the tray app's window; a second synctray
 	// start calls it through POST /api/ui/show. It reports whether it did.
 	OnShow func() bool
+	// BodyTimeout bounds reading one request body; 0: 30 s.
+	BodyTimeout time.Duration
 }
 
 // Host is a running local host. Open it, Run it, and it closes itself
@@ -124,6 +126,9 @@ func Open(cfg Config) (*Host, error) {
 	if cfg.Sync.Clock == nil {
 		cfg.Sync.Clock = clock.Real{}
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = defaultBodyTimeout
+	}
 	// Undo what was opened so far when a later step fails.
 	var undo []func()
 	defer func() {
@@ -180,10 +185,12 @@ func Open(cfg Config) (*Host, error) {
 	}
 	undo = append(undo, func() { pushStore.Close() })
 
-	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: ln,
+	limiter := newConnLimiter(ln, maxUntrustedConns, untrustedGrace, cfg.Logger.With("component", "http"))
+	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: limiter,
 		inbox: &inbox{max: 500}, push: pushStore, own: map[string]struct{}{},
 		statusDirty: make(chan struct{}, 1), lock: lock}
 	h.guard.setAddr(ln.Addr())
+	h.guard.trust = limiter.trust
 	po := cfg.Push
 	if po.Logger == nil {
 		po.Logger = h.log.With("component", "push")
@@ -217,7 +224,7 @@ func Open(cfg Config) (*Host, error) {
 
 	mux := http.NewServeMux()
 	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
-		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow}
+		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -225,9 +232,18 @@ func Open(cfg Config) (*Host, error) {
 	})
 	mux.HandleFunc("GET /login", h.login)
 	mux.Handle("/", sh)
+	// No ReadTimeout: it would stay armed after the body is read and then
+	// cancel the context of a long request (POST /api/sync). Bodies get
+	// their own deadline (bodyDeadline), headers ReadHeaderTimeout, idle
+	// keep-alive connections IdleTimeout; the guard answers before any
+	// body is read, and the limiter caps anonymous connections.
 	h.srv = &http.Server{
-		Handler:           securityHeaders(h.guard.wrap(mux)),
+		Handler:           securityHeaders(contentSecurityPolicy(ln.Addr()), bodyDeadline(cfg.BodyTimeout, h.guard.wrap(mux))),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         limiter.connState,
+		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 	}
 	// Shutdown does not wait for hijacked connections: end the WebSockets
@@ -563,9 +579,26 @@ func (h *Host) pruneLoop(ctx context.Context) {
 	}
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+// contentSecurityPolicy is the policy of every answer: the app's own
+// files only, no inline script, and connections to this host and its
+// WebSocket only.
+func contentSecurityPolicy(addr net.Addr) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	return strings.Join([]string{
+		"default-src 'self'",
+		"script-src 'self'",
+		"connect-src 'self' ws://127.0.0.1:" + port + " ws://localhost:" + port,
+		"object-src 'none'",
+		"base-uri 'none'",
+		"frame-ancestors 'none'",
+		"form-action 'self'",
+	}, "; ")
+}
+
+func securityHeaders(csp string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
+		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "no-referrer")

@@ -1,6 +1,7 @@
 package localserver
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,20 +66,25 @@ func LoadOrCreateSecret(path string) (string, error) {
 // or the session cookie; state-changing requests and WebSocket upgrades
 // carry this host's Origin or none.
 type guard struct {
-	token      string
-	sessionKey []byte
-	cookieName string
+	token string
+	// trust, when set, is told about each authenticated request, so its
+	// connection is not counted as anonymous (see connLimiter).
+	trust func(context.Context)
 
-	mu      sync.Mutex
-	hosts   map[string]bool // allowed Host header values
-	origins map[string]bool // allowed Origin header values
-	links   map[string]time.Time
-	now     func() time.Time
-	linkTTL time.Duration
+	mu         sync.Mutex
+	sessionKey []byte
+	revoked    chan struct{} // closed and replaced by revokeSessions
+	cookieName string
+	hosts      map[string]bool // allowed Host header values
+	origins    map[string]bool // allowed Origin header values
+	links      map[string]time.Time
+	now        func() time.Time
+	linkTTL    time.Duration
 }
 
 func newGuard(token string, sessionKey []byte) *guard {
-	return &guard{token: token, sessionKey: sessionKey, links: map[string]time.Time{}, now: time.Now, linkTTL: 15 * time.Minute}
+	return &guard{token: token, sessionKey: sessionKey, revoked: make(chan struct{}),
+		links: map[string]time.Time{}, now: time.Now, linkTTL: 15 * time.Minute}
 }
 
 // setAddr records the address the host listens on; Host and Origin are
@@ -116,37 +123,93 @@ func (g *guard) originAllowed(r *http.Request) bool {
 	return len(o) == 1 && g.origins[strings.ToLower(o[0])]
 }
 
-// authorized reports whether r carries the API token or a valid session cookie.
+// authorized reports whether r carries the API token or a valid session
+// cookie. The scheme of the Authorization header is case-insensitive
+// (RFC 7235); a header with another scheme or a wrong token is refused
+// without looking at the cookie.
 func (g *guard) authorized(r *http.Request) bool {
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(g.token)) == 1
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+		return ok && strings.EqualFold(scheme, "Bearer") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(g.token)) == 1
 	}
+	v := g.sessionCookieValue(r)
+	return v != "" && g.validSession(v)
+}
+
+// sessionCookieValue returns r's session cookie, or "".
+func (g *guard) sessionCookieValue(r *http.Request) string {
 	g.mu.Lock()
 	name := g.cookieName
 	g.mu.Unlock()
 	c, err := r.Cookie(name)
-	return err == nil && g.validSession(c.Value)
+	if err != nil {
+		return ""
+	}
+	return c.Value
 }
 
-// newSession returns a cookie value: a random id and its HMAC under the
-// session key, so sessions survive a restart without a session table.
+// SessionLifetime is how long a browser session lasts after its login
+// link was used; the cookie's Max-Age and the server both enforce it.
+const SessionLifetime = 30 * 24 * time.Hour
+
+// newSession returns a cookie value: a random id, its issue time (Unix
+// seconds) and their HMAC under the session key, so sessions survive a
+// restart without a session table and a new key revokes them all.
 func (g *guard) newSession() string {
 	id := make([]byte, 16)
 	rand.Read(id)
-	sid := hex.EncodeToString(id)
-	return sid + "." + g.sign(sid)
+	body := hex.EncodeToString(id) + "." + strconv.FormatInt(g.now().Unix(), 10)
+	return body + "." + g.sign(body)
 }
 
+// validSession checks a cookie value's signature and age. A value from the
+// future (beyond a minute of clock skew) or older than SessionLifetime is
+// refused.
 func (g *guard) validSession(v string) bool {
-	sid, sig, ok := strings.Cut(v, ".")
-	return ok && len(sid) == 32 && hmac.Equal([]byte(sig), []byte(g.sign(sid)))
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 {
+		return false
+	}
+	body, sig := v[:i], v[i+1:]
+	sid, issuedText, ok := strings.Cut(body, ".")
+	if !ok || len(sid) != 32 {
+		return false
+	}
+	issued, err := strconv.ParseInt(issuedText, 10, 64)
+	if err != nil || !hmac.Equal([]byte(sig), []byte(g.sign(body))) {
+		return false
+	}
+	age := g.now().Sub(time.Unix(issued, 0))
+	return age >= -time.Minute && age <= SessionLifetime
 }
 
-func (g *guard) sign(sid string) string {
-	m := hmac.New(sha256.New, g.sessionKey)
-	m.Write([]byte("synctray-session:" + sid))
+func (g *guard) sign(body string) string {
+	g.mu.Lock()
+	key := g.sessionKey
+	g.mu.Unlock()
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("synctray-session:" + body))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// revokeSessions makes key the session key: every cookie issued so far
+// stops working, WebSockets opened with one are closed, and unused login
+// links are dropped.
+func (g *guard) revokeSessions(key []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sessionKey = key
+	g.links = map[string]time.Time{}
+	close(g.revoked)
+	g.revoked = make(chan struct{})
+}
+
+// sessionsRevoked returns a channel that is closed at the next revocation.
+func (g *guard) sessionsRevoked() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.revoked
 }
 
 // newLoginLink returns a one-time secret for /login?token=..., valid for linkTTL.
@@ -184,14 +247,16 @@ func (g *guard) sessionCookie() *http.Cookie {
 	g.mu.Unlock()
 	return &http.Cookie{
 		Name: name, Value: g.newSession(), Path: "/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 400 * 24 * 3600,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(SessionLifetime / time.Second),
 	}
 }
 
-// wrap applies the rules around next.
+// wrap applies the rules around next. It answers a refused request
+// before anything reads its body, and closes that connection.
 func (g *guard) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.hostAllowed(r.Host) {
+			closeUnreadBody(w, r)
 			writeError(w, http.StatusForbidden, "forbidden_host", fmt.Sprintf("host %q is not this synctray host", r.Host))
 			return
 		}
@@ -199,14 +264,20 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 		stateChanging := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 		upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 		if (stateChanging || upgrade) && !g.originAllowed(r) {
+			closeUnreadBody(w, r)
 			writeError(w, http.StatusForbidden, "forbidden_origin", "requests from other websites are not allowed")
 			return
 		}
-		if protected && !g.authorized(r) {
+		authorized := g.authorized(r)
+		if protected && !authorized {
+			closeUnreadBody(w, r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="synctray"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized",
 				"send the API token (Authorization: Bearer, from <data-dir>/api-token) or open the app with `synctray open`")
 			return
+		}
+		if authorized && g.trust != nil {
+			g.trust(r.Context())
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -68,6 +68,7 @@ func newShell(fsys fs.FS) (*shell, error) {
 
 func (s *shell) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		closeUnreadBody(w, r)
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
 		return
@@ -90,6 +91,13 @@ func (s *shell) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"`+s.version+`"`)
 		http.ServeContent(w, r, "sw.js", time.Time{}, bytes.NewReader(s.sw))
 	default:
+		// Files only: a directory (or a path ending in /) is not found
+		// rather than listed.
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if fi, err := fs.Stat(s.fsys, name); err != nil || fi.IsDir() || strings.HasSuffix(r.URL.Path, "/") {
+			writeError(w, http.StatusNotFound, "not_found", "no such file: "+r.URL.Path)
+			return
+		}
 		w.Header().Set("Cache-Control", "no-cache")
 		s.files.ServeHTTP(w, r)
 	}

@@ -53,9 +53,23 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
+	defer conn.Close()
+	// The upgrader has cleared the server's deadlines: from here on the
+	// keepalive below sets them.
+	//
+	// A socket opened with a session cookie ends when sessions are
+	// revoked. Checking the cookie again after taking the revocation
+	// channel closes the gap with a revocation since the guard's check.
+	var revoked <-chan struct{}
+	if cookie := h.g.sessionCookieValue(r); r.Header.Get("Authorization") == "" && cookie != "" {
+		revoked = h.g.sessionsRevoked()
+		if !h.g.validSession(cookie) {
+			closeSessionRevoked(conn)
+			return
+		}
+	}
 	sub := h.hub.Subscribe(since)
 	defer sub.Close()
-	defer conn.Close()
 
 	// One reader: it handles control frames and notices a closed peer.
 	done := make(chan struct{})
@@ -90,10 +104,18 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := conn.WriteJSON(ev); err != nil {
 				return
 			}
+		case <-revoked:
+			closeSessionRevoked(conn)
+			return
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.o.WriteWait)); err != nil {
 				return
 			}
 		}
 	}
+}
+
+func closeSessionRevoked(conn *websocket.Conn) {
+	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "signed out: open synctray again")
+	conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // State is where an action is in its life.
@@ -104,8 +105,8 @@ const (
 )
 
 // Validate checks a new action's fields. The key must be a UUID in its
-// canonical text form; the payload must be a JSON value of at most
-// MaxPayloadBytes.
+// canonical text form; the type must be UTF-8; the payload must be a UTF-8
+// JSON value of at most MaxPayloadBytes.
 func (n NewAction) Validate() error {
 	if n.Key == "" {
 		return &InvalidError{Field: "key", Reason: "an Idempotency-Key is required (a UUID, v7 recommended)"}
@@ -119,6 +120,9 @@ func (n NewAction) Validate() error {
 	if len(n.Type) > MaxTypeLen {
 		return &InvalidError{Field: "type", Reason: fmt.Sprintf("type is longer than %d bytes", MaxTypeLen)}
 	}
+	if !utf8.ValidString(n.Type) {
+		return &InvalidError{Field: "type", Reason: "type is not valid UTF-8"}
+	}
 	if len(n.Payload) == 0 {
 		return &InvalidError{Field: "payload", Reason: "payload is required (any JSON value)"}
 	}
@@ -127,6 +131,11 @@ func (n NewAction) Validate() error {
 	}
 	if !json.Valid(n.Payload) {
 		return &InvalidError{Field: "payload", Reason: "payload is not valid JSON"}
+	}
+	// json.Valid accepts invalid UTF-8 inside strings; the upstream would
+	// turn it into U+FFFD, so what it applied would not be what was sent.
+	if !utf8.Valid(n.Payload) {
+		return &InvalidError{Field: "payload", Reason: "payload is not valid UTF-8"}
 	}
 	if depth(n.Payload) > MaxDepth {
 		return &InvalidError{Field: "payload", Reason: fmt.Sprintf("payload nests deeper than %d levels", MaxDepth)}

@@ -70,6 +70,9 @@ func TestValidate(t *testing.T) {
 		{"no payload", NewAction{Key: key, Type: "t"}, "payload", false},
 		{"invalid JSON", NewAction{Key: key, Type: "t", Payload: json.RawMessage(`{"a":`)}, "payload", false},
 		{"too large", NewAction{Key: key, Type: "t", Payload: big}, "payload", true},
+		{"invalid UTF-8 in a payload string", NewAction{Key: key, Type: "t", Payload: json.RawMessage("\"caf\xe9\"")}, "payload", false},
+		{"invalid UTF-8 in the type", NewAction{Key: key, Type: "t\xff", Payload: json.RawMessage(`1`)}, "type", false},
+		{"UTF-8 text ok", NewAction{Key: key, Type: "café", Payload: json.RawMessage(`"café ✓"`)}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

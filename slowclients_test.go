@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// startLimited runs the synctray binary with its file limit (soft and
+// hard, so the Go runtime cannot raise it) set to nofile.
+func startLimited(t *testing.T, logf *os.File, nofile int, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), binary}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start synctray: %v", err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	return p
+}
+
+// openFileLimit reads the soft limit on open files of a running process.
+func openFileLimit(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			return strings.Fields(strings.TrimPrefix(line, "Max open files"))[0]
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits:\n%s", pid, b)
+	return ""
+}
+
+// slowClient sends head, then one byte of trickle every 200 ms, for
+// ever. When the host closes the connection it connects again and starts
+// over, as a determined attacker would.
+func slowClient(ctx context.Context, addr, head, trickle string, connected *atomic.Int64) {
+	first := true
+	for ctx.Err() == nil {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if _, err := io.WriteString(c, head); err == nil && first {
+			connected.Add(1)
+			first = false
+		}
+		closed := make(chan struct{})
+		go func() { io.Copy(io.Discard, c); close(closed) }()
+		tick := time.NewTicker(200 * time.Millisecond)
+	trickling:
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				break trickling
+			case <-closed:
+				break trickling
+			case <-tick.C:
+				if _, err := io.WriteString(c, trickle[i%len(trickle):i%len(trickle)+1]); err != nil {
+					break trickling
+				}
+			}
+		}
+		tick.Stop()
+		c.Close()
+		<-closed
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestSlowClientsDoNotStarveTheHost points 1,100 slow clients at the real
+// binary running under a 1,024-file limit, and checks that /healthz and an
+// authenticated enqueue still answer. The 5 s client timeout is a failure
+// bound, not a speed claim: without the fixes they never answer.
+func TestSlowClientsDoNotStarveTheHost(t *testing.T) {
+	const clients, nofile = 1100, 1024
+	cases := []struct {
+		name, head, trickle string
+	}{
+		{"unauthenticated POSTs trickling a 200 KB body",
+			"POST /api/actions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n",
+			`{"type":"message","payload":"xxxxxxxx`},
+		{"clients trickling their request headers",
+			"GET /healthz HTTP/1.1\r\nHost: %s\r\n",
+			"X-Slow: 1\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			addr := freeAddr(t)
+			base := "http://" + addr
+			logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logf.Close()
+			p := startLimited(t, logf, nofile, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
+			waitHealthy(t, base, p)
+			token := readToken(t, dir)
+			if got := openFileLimit(t, p.cmd.Process.Pid); got != fmt.Sprint(nofile) {
+				t.Fatalf("the host's open files limit is %s, want %d", got, nofile)
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer func() { cancel(); wg.Wait() }()
+			var connected atomic.Int64
+			head := fmt.Sprintf(c.head, addr)
+			for range clients {
+				wg.Go(func() { slowClient(ctx, addr, head, c.trickle, &connected) })
+			}
+			waitUntil := time.Now().Add(30 * time.Second)
+			for connected.Load() < clients {
+				if time.Now().After(waitUntil) {
+					t.Fatalf("only %d of %d slow clients connected", connected.Load(), clients)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // let the host take them all in
+			t.Cleanup(func() {
+				if t.Failed() {
+					if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)); err == nil {
+						t.Logf("the host holds %d open files", len(fds))
+					}
+					if out, err := exec.Command("ss", "-ltn", "sport = :"+addr[strings.LastIndexByte(addr, ':')+1:]).CombinedOutput(); err == nil {
+						t.Logf("listener:\n%s", out)
+					}
+					if b, err := os.ReadFile(logf.Name()); err == nil {
+						t.Logf("host log (last 2 KiB):\n%s", b[max(0, len(b)-6000):])
+					}
+				}
+			})
+
+			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for round := range 3 {
+				resp, err := hc.Get(base + "/healthz")
+				if err != nil {
+					t.Fatalf("round %d: /healthz under %d slow clients: %v", round, clients, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("round %d: /healthz = %d, want 200", round, resp.StatusCode)
+				}
+				req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"text":"still here"}}`))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+				resp, err = hc.Do(req)
+				if err != nil {
+					t.Fatalf("round %d: enqueue under %d slow clients: %v", round, clients, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 202 {
+					t.Fatalf("round %d: enqueue = %d, want 202", round, resp.StatusCode)
+				}
+				if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)); err == nil {
+					t.Logf("round %d: the host holds %d open files", round, len(fds))
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		})
+	}
+}
