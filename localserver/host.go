@@ -30,7 +30,7 @@ import (
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/push"
 	"synctray/localserver/syncer"
-	"synctray/upstream"
+	"synctray/upstream/protocol"
 )
 
 // DefaultAddr is where the host listens unless told otherwise.
@@ -81,7 +81,7 @@ type Host struct {
 	guard  *guard
 	ln     net.Listener
 	srv    *http.Server
-	client *upstream.Client
+	client *protocol.Client
 	inbox  *inbox
 	push   *push.Store
 	sender *push.Sender
@@ -212,7 +212,7 @@ func Open(cfg Config) (*Host, error) {
 		h.log.Info("actions interrupted mid-sync are queued again", "count", n)
 	}
 
-	h.client = &upstream.Client{BaseURL: strings.TrimRight(cfg.UpstreamURL, "/"), Token: cfg.UpstreamToken}
+	h.client = &protocol.Client{BaseURL: strings.TrimRight(cfg.UpstreamURL, "/"), Token: cfg.UpstreamToken}
 	so := cfg.Sync
 	so.WorkOffline = cfg.WorkOffline
 	so.Upstream = cfg.UpstreamURL
@@ -503,7 +503,7 @@ func (h *Host) follow(ctx context.Context) {
 	dirty, done := make(chan struct{}, 1), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { h.saveCursor(path, cursor, &latest, dirty, done) })
-	err := h.client.Follow(ctx, from, 2*time.Second, func(ev upstream.Event) {
+	err := h.client.Follow(ctx, from, 2*time.Second, func(ev protocol.Event) {
 		m := Message{Cursor: ev.Cursor, Key: ev.Key, Type: ev.Type, Payload: ev.Payload, AppliedAt: ev.AppliedAt, Own: h.isOwn(ev.Key)}
 		h.inbox.add(m)
 		if ev.Cursor <= seen {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"synctray/upstream/protocol"
 )
 
 // Faults are injected into POST /v1/actions (Down: into every /v1 request).
@@ -61,8 +63,8 @@ type hostPattern struct{ name, port string }
 
 // WebSocket timing.
 var (
-	wsWriteWait  = 10 * time.Second
-	wsPongWait   = 60 * time.Second
+	wsWriteWait  = protocol.WSWriteWait
+	wsPongWait   = protocol.WSPongWait
 	wsPingPeriod = wsPongWait * 9 / 10
 )
 

@@ -12,11 +12,11 @@ import (
 	"synctray/internal/failure"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
-	"synctray/upstream"
+	"synctray/upstream/protocol"
 )
 
-func refusedBy(status int) *upstream.HTTPError {
-	return &upstream.HTTPError{Mode: failure.V1, Protocol: upstream.ProtocolName, Base: "http://up", Method: "POST",
+func refusedBy(status int) *protocol.HTTPError {
+	return &protocol.HTTPError{Mode: failure.V1, Protocol: protocol.ProtocolName, Base: "http://up", Method: "POST",
 		Path: "/v1/actions", StatusCode: status, ContentType: "application/json", Code: "bad", Message: "payload too deep"}
 }
 
@@ -60,7 +60,7 @@ func TestFailurePolicy(t *testing.T) {
 
 	t.Run("an upstream that does not speak the protocol blocks with code protocol", func(t *testing.T) {
 		e := newEnv(t, syncer.Options{})
-		e.up.set(&failure.ProtocolError{Protocol: upstream.ProtocolName, Base: "http://127.0.0.1:7737", Method: "POST",
+		e.up.set(&failure.ProtocolError{Protocol: protocol.ProtocolName, Base: "http://127.0.0.1:7737", Method: "POST",
 			Path: "/v1/actions", StatusCode: 200, ContentType: "application/json", Reason: `result status "ok" is unknown`}, true)
 		e.enqueue(2, `{}`)
 		e.run()
@@ -79,7 +79,7 @@ func TestFailurePolicy(t *testing.T) {
 
 	t.Run("a batch refused as a whole is split until only the poison action fails", func(t *testing.T) {
 		e := newEnv(t, syncer.Options{BatchSize: 100})
-		e.up.refuse = func(acts []upstream.Action) error {
+		e.up.refuse = func(acts []protocol.Action) error {
 			for _, a := range acts {
 				var p struct{ Poison bool }
 				json.Unmarshal(a.Payload, &p)
@@ -163,7 +163,7 @@ func TestFailurePolicy(t *testing.T) {
 // hangingUpstream never answers Send until the request is cancelled.
 type hangingUpstream struct{ *fakeUpstream }
 
-func (h *hangingUpstream) Send(ctx context.Context, _ []upstream.Action) ([]upstream.Result, error) {
+func (h *hangingUpstream) Send(ctx context.Context, _ []protocol.Action) ([]protocol.Result, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

@@ -21,22 +21,22 @@ import (
 	"synctray/internal/failure"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
-	"synctray/upstream"
+	"synctray/upstream/protocol"
 )
 
 // Upstream is what the engine needs from the upstream client. Send's
 // errors are sorted by failure.Classify.
 type Upstream interface {
-	Send(ctx context.Context, actions []upstream.Action) ([]upstream.Result, error)
+	Send(ctx context.Context, actions []protocol.Action) ([]protocol.Result, error)
 	Health(ctx context.Context) error
 }
 
 // Options configure an Engine. Zero values are the documented defaults.
 type Options struct {
-	BatchSize int // actions per upstream request; 0: 250; at most upstream.MaxBatch
+	BatchSize int // actions per upstream request; 0: 250; at most protocol.MaxBatch
 	// MaxRequestBytes is the largest request body sent upstream: a batch
 	// whose encoded size is larger goes out in several requests; 0: the
-	// protocol's upstream.MaxBodyBytes.
+	// protocol's protocol.MaxBodyBytes.
 	MaxRequestBytes int
 	MinBackoff      time.Duration // first backoff ceiling; 0: 1s
 	MaxBackoff      time.Duration // backoff cap, also for Retry-After; 0: 5m
@@ -63,8 +63,8 @@ type Options struct {
 
 // Validate reports options the engine cannot work with.
 func (o Options) Validate() error {
-	if o.BatchSize < 0 || o.BatchSize > upstream.MaxBatch {
-		return fmt.Errorf("batch size %d: want 1 to %d actions per request (the protocol's limit)", o.BatchSize, upstream.MaxBatch)
+	if o.BatchSize < 0 || o.BatchSize > protocol.MaxBatch {
+		return fmt.Errorf("batch size %d: want 1 to %d actions per request (the protocol's limit)", o.BatchSize, protocol.MaxBatch)
 	}
 	return nil
 }
@@ -144,9 +144,9 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 250
 	}
-	o.BatchSize = min(o.BatchSize, upstream.MaxBatch)
+	o.BatchSize = min(o.BatchSize, protocol.MaxBatch)
 	if o.MaxRequestBytes <= 0 {
-		o.MaxRequestBytes = upstream.MaxBodyBytes
+		o.MaxRequestBytes = protocol.MaxBodyBytes
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -438,9 +438,9 @@ func (e *Engine) sendBatch(ctx context.Context, batch []outbox.Action, rep *Repo
 // policy. A batch refused as a whole is halved until the offender is
 // alone; only that one fails.
 func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
-	req := make([]upstream.Action, len(chunk))
+	req := make([]protocol.Action, len(chunk))
 	for i, a := range chunk {
-		req[i] = upstream.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}
+		req[i] = protocol.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, e.o.SendTimeout)
 	results, err := e.up.Send(sendCtx, req)
@@ -458,10 +458,10 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		out := make([]outbox.Outcome, len(chunk))
 		for i, a := range chunk {
 			switch r := results[i]; r.Status {
-			case upstream.StatusApplied:
+			case protocol.StatusApplied:
 				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Applied}
 				rep.Synced++
-			case upstream.StatusDuplicate:
+			case protocol.StatusDuplicate:
 				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Duplicate}
 				rep.Synced++
 			default: // rejected; the client refuses any other status
@@ -585,7 +585,7 @@ func (e *Engine) storeFailed(err error) {
 func (e *Engine) failed(err error, offline bool) time.Time {
 	now := e.o.Clock.Now()
 	var retryAfter time.Duration
-	var he *upstream.HTTPError
+	var he *protocol.HTTPError
 	if errors.As(err, &he) {
 		retryAfter = he.RetryAfter
 	}
@@ -704,7 +704,7 @@ func splitBySize(batch []outbox.Action, max int) [][]outbox.Action {
 	var out [][]outbox.Action
 	start, size := 0, envelope
 	for i, a := range batch {
-		n := upstream.EncodedSize(upstream.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}) + 1
+		n := protocol.EncodedSize(protocol.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}) + 1
 		if i > start && size+n > max {
 			out = append(out, batch[start:i])
 			start, size = i, envelope

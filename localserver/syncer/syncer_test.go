@@ -17,7 +17,7 @@ import (
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/syncer"
-	"synctray/upstream"
+	"synctray/upstream/protocol"
 )
 
 // fakeUpstream records what it receives and answers what the test says.
@@ -29,14 +29,14 @@ type fakeUpstream struct {
 	applied map[string]bool
 	sends   int
 	// refuse, when set, may refuse a whole batch (a batch-level error).
-	refuse func([]upstream.Action) error
+	refuse func([]protocol.Action) error
 }
 
 var _ syncer.Upstream = (*fakeUpstream)(nil)
 
 func newFake() *fakeUpstream { return &fakeUpstream{healthy: true, applied: map[string]bool{}} }
 
-func (f *fakeUpstream) Send(ctx context.Context, acts []upstream.Action) ([]upstream.Result, error) {
+func (f *fakeUpstream) Send(ctx context.Context, acts []protocol.Action) ([]protocol.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sends++
@@ -48,7 +48,7 @@ func (f *fakeUpstream) Send(ctx context.Context, acts []upstream.Action) ([]upst
 			return nil, err
 		}
 	}
-	res := make([]upstream.Result, len(acts))
+	res := make([]protocol.Result, len(acts))
 	for i, a := range acts {
 		f.seen = append(f.seen, a.Key)
 		var p struct {
@@ -57,12 +57,12 @@ func (f *fakeUpstream) Send(ctx context.Context, acts []upstream.Action) ([]upst
 		json.Unmarshal(a.Payload, &p)
 		switch {
 		case p.Reject != "":
-			res[i] = upstream.Result{Key: a.Key, Status: upstream.StatusRejected, Error: p.Reject}
+			res[i] = protocol.Result{Key: a.Key, Status: protocol.StatusRejected, Error: p.Reject}
 		case f.applied[a.Key]:
-			res[i] = upstream.Result{Key: a.Key, Status: upstream.StatusDuplicate}
+			res[i] = protocol.Result{Key: a.Key, Status: protocol.StatusDuplicate}
 		default:
 			f.applied[a.Key] = true
-			res[i] = upstream.Result{Key: a.Key, Status: upstream.StatusApplied}
+			res[i] = protocol.Result{Key: a.Key, Status: protocol.StatusApplied}
 		}
 	}
 	return res, nil
@@ -223,7 +223,7 @@ func TestEngine(t *testing.T) {
 
 	t.Run("a transient failure backs off exponentially, capped, and keeps order", func(t *testing.T) {
 		e := newEnv(t, syncer.Options{MinBackoff: time.Second, MaxBackoff: 5 * time.Second, ProbeEvery: time.Hour})
-		e.up.set(&upstream.HTTPError{StatusCode: 503, Message: "down"}, false)
+		e.up.set(&protocol.HTTPError{StatusCode: 503, Message: "down"}, false)
 		acts := e.enqueue(3, `{"text":"x"}`)
 		e.run()
 		// Jitter is 1, so each wait is the full ceiling: 1s, 2s, 4s, 5s, 5s.
@@ -271,7 +271,7 @@ func TestEngine(t *testing.T) {
 
 	t.Run("429 Retry-After is honoured", func(t *testing.T) {
 		e := newEnv(t, syncer.Options{MinBackoff: time.Second, ProbeEvery: time.Hour})
-		e.up.set(&upstream.HTTPError{StatusCode: 429, RetryAfter: 30 * time.Second}, true)
+		e.up.set(&protocol.HTTPError{StatusCode: 429, RetryAfter: 30 * time.Second}, true)
 		e.enqueue(2, `{}`)
 		e.run()
 		e.waitTimerAt(e.start.Add(30 * time.Second))

@@ -1,8 +1,7 @@
-// Package upstream owns synctray's reference upstream: the protocol v1 wire
-// types, the SQLite store that applies each idempotency key exactly once
-// (Store), the HTTP/WebSocket server in front of it with fault injection for
-// tests and demos (Server), and the Go client the local host's sync engine
-// uses to talk to it (Client).
+// Package protocol is synctray's upstream protocol v1: its wire types and
+// limits, and the Go client the local host's sync engine uses (Client). It
+// holds nothing of the reference server or its store (package upstream),
+// so the host imports only this.
 //
 // Protocol v1 (JSON):
 //
@@ -13,14 +12,8 @@
 //	GET  /healthz        → {"ok":true} (no auth, no faults)
 //
 // Errors are {"error":{"code":"...","message":"..."}}. When a token is
-// configured, /v1/* needs "Authorization: Bearer TOKEN". The server answers
-// only requests whose Host names it (see Options.AllowedHosts) and that no
-// web page made (no Origin, no cross-site Sec-Fetch-Site), and takes
-// POST bodies as application/json only (415 otherwise).
-//
-// Test hook: an action whose payload is a JSON object with a string field
-// "_reject" is rejected with that string as its error.
-package upstream
+// configured, /v1/* needs "Authorization: Bearer TOKEN".
+package protocol
 
 import (
 	"encoding/json"
@@ -78,17 +71,19 @@ const (
 	MaxLimit        = 1000      // events per GET /v1/events at most
 )
 
-type actionsRequest struct {
+// ActionsRequest is the body of POST /v1/actions.
+type ActionsRequest struct {
 	Actions []Action `json:"actions"`
 }
 
-type actionsResponse struct {
+// ActionsResponse is the answer to POST /v1/actions.
+type ActionsResponse struct {
 	Results []Result `json:"results"`
 	want    []Action // the batch sent, for check
 }
 
 // check says what is wrong with an answer to want, "" if nothing.
-func (r *actionsResponse) check() string {
+func (r *ActionsResponse) check() string {
 	if r.Results == nil {
 		return "no results array"
 	}
@@ -108,12 +103,14 @@ func (r *actionsResponse) check() string {
 	return ""
 }
 
-type eventsResponse struct {
+// EventsResponse is the answer to GET /v1/events.
+type EventsResponse struct {
 	Events []Event `json:"events"`
 	Next   int64   `json:"next"`
 }
 
-type errorBody struct {
+// ErrorBody is an error answer.
+type ErrorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -127,3 +124,9 @@ func EncodedSize(a Action) int {
 	const fields = len(`{"key":"","type":"","payload":,"created_at":"2006-01-02T15:04:05.999999999+07:00"}`)
 	return fields + len(a.Payload) + 6*(len(a.Key)+len(a.Type)) // a string escapes a byte to at most 6
 }
+
+// WebSocket timing of /v1/events/ws, shared by the server and the client.
+const (
+	WSWriteWait = 10 * time.Second
+	WSPongWait  = 60 * time.Second
+)

@@ -1,4 +1,4 @@
-package upstream
+package protocol
 
 import (
 	"bytes"
@@ -130,8 +130,8 @@ func (c *Client) Send(ctx context.Context, actions []Action) ([]Result, error) {
 	if len(actions) == 0 {
 		return []Result{}, nil
 	}
-	resp := actionsResponse{want: actions}
-	if err := c.do(ctx, http.MethodPost, "/v1/actions", actionsRequest{Actions: actions}, &resp); err != nil {
+	resp := ActionsResponse{want: actions}
+	if err := c.do(ctx, http.MethodPost, "/v1/actions", ActionsRequest{Actions: actions}, &resp); err != nil {
 		return nil, fmt.Errorf("send batch: %w", err)
 	}
 	return resp.Results, nil
@@ -144,7 +144,7 @@ func (c *Client) Events(ctx context.Context, after int64, limit int) ([]Event, i
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var resp eventsResponse
+	var resp EventsResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil, &resp); err != nil {
 		return nil, after, fmt.Errorf("list events: %w", err)
 	}
@@ -175,7 +175,7 @@ var (
 	followMinBackoff = 100 * time.Millisecond
 	followMaxBackoff = 10 * time.Second
 	followWSRetry    = 30 * time.Second // polling time before trying the WebSocket again
-	followReadWait   = 2 * wsPongWait   // silence after which a WebSocket is considered dead
+	followReadWait   = 2 * WSPongWait   // silence after which a WebSocket is considered dead
 )
 
 // Follow streams the events after the cursor after to fn, in order, over
@@ -274,7 +274,7 @@ func (c *Client) followWS(ctx context.Context, wsURL string, after *int64, fn fu
 	conn.SetReadLimit(2 * MaxPayloadBytes)
 	conn.SetPingHandler(func(data string) error {
 		conn.SetReadDeadline(time.Now().Add(followReadWait))
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(wsWriteWait))
+		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(WSWriteWait))
 		if errors.Is(err, websocket.ErrCloseSent) {
 			return nil
 		}
