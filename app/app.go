@@ -22,6 +22,7 @@ import (
 	"fyne.io/fyne/v2"
 
 	"synctray/localserver"
+	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 )
@@ -96,6 +97,9 @@ type Options struct {
 	NotifyWindow time.Duration
 	// PageSize is the number of rows the table shows per page; 0: 100.
 	PageSize int
+	// Clock times the notification window; nil: the wall clock. The tray
+	// passes the host's clock.
+	Clock clock.Clock
 }
 
 // App is the running tray app. Create it with New, then Start it.
@@ -162,7 +166,10 @@ func New(fa fyne.App, o Options) *App {
 	if send == nil {
 		send = func(title, body string) { fa.SendNotification(fyne.NewNotification(title, body)) }
 	}
-	a.notes = newNotifier(o.NotifyWindow, send)
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	a.notes = newNotifier(o.NotifyWindow, o.Clock, send)
 	if o.Tray != nil {
 		a.tray = newTrayMenu(a, o.Tray)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"synctray/localserver/clock"
 )
 
 // notifier coalesces desktop notifications: the first event of a kind
@@ -12,6 +14,7 @@ import (
 // inbound messages) is one notification, not hundreds.
 type notifier struct {
 	window time.Duration
+	clock  clock.Clock
 	send   func(title, body string)
 
 	mu      sync.Mutex
@@ -23,11 +26,12 @@ type burst struct {
 	events int    // events seen
 	total  int    // sum of their counts (actions synced)
 	first  string // the first event's text
-	timer  *time.Timer
+	timer  clock.Timer
+	stop   chan struct{} // closed when the burst is dropped
 }
 
-func newNotifier(window time.Duration, send func(title, body string)) *notifier {
-	return &notifier{window: window, send: send, pending: map[string]*burst{}}
+func newNotifier(window time.Duration, clk clock.Clock, send func(title, body string)) *notifier {
+	return &notifier{window: window, clock: clk, send: send, pending: map[string]*burst{}}
 }
 
 // add records an event of a kind ("synced", "rejected", "message").
@@ -39,9 +43,15 @@ func (n *notifier) add(kind string, count int, text string) {
 	}
 	b := n.pending[kind]
 	if b == nil {
-		b = &burst{first: text}
+		b = &burst{first: text, timer: n.clock.NewTimer(n.window), stop: make(chan struct{})}
 		n.pending[kind] = b
-		b.timer = time.AfterFunc(n.window, func() { n.flush(kind) })
+		go func() {
+			select {
+			case <-b.timer.C():
+				n.flush(kind)
+			case <-b.stop:
+			}
+		}()
 	}
 	b.events++
 	b.total += count
@@ -67,6 +77,7 @@ func (n *notifier) stop() {
 	n.stopped = true
 	for k, b := range n.pending {
 		b.timer.Stop()
+		close(b.stop)
 		delete(n.pending, k)
 	}
 }

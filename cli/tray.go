@@ -111,6 +111,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ShowAtStart: !trayHost,
 		Autostart:   app.NewAutostart("", autostartCommand(fs)),
 		Logger:      log.With("component", "tray"),
+		Clock:       host.Clock(),
 	}
 	if bus {
 		opts.Tray = app.SystemTray(fa)

@@ -52,7 +52,12 @@ type Config struct {
 	// (outbox.db.bak-TIME); a healthy outbox is kept. false: such an
 	// outbox is refused.
 	ResetOutbox bool
-	// Sync tunes the engine (batch size, backoff, clock); its OnStatus,
+	// Clock is the host's one clock: the engine, the outbox, pruning, the
+	// status loop, push coalescing, login links and sessions take their
+	// time from it; nil: Sync.Clock, else the wall clock. (Socket
+	// deadlines stay on the wall clock.)
+	Clock clock.Clock
+	// Sync tunes the engine (batch size, backoff); its Clock, OnStatus,
 	// OnReport, Upstream, Logger and WorkOffline fields are set by the host.
 	Sync   syncer.Options
 	Logger *slog.Logger // nil: slog.Default()
@@ -123,9 +128,13 @@ func Open(cfg Config) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Sync.Clock == nil {
-		cfg.Sync.Clock = clock.Real{}
+	if cfg.Clock == nil {
+		cfg.Clock = cfg.Sync.Clock
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	cfg.Sync.Clock = cfg.Clock
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = defaultBodyTimeout
 	}
@@ -191,14 +200,18 @@ func Open(cfg Config) (*Host, error) {
 		statusDirty: make(chan struct{}, 1), lock: lock}
 	h.guard.setAddr(ln.Addr())
 	h.guard.trust = limiter.trust
+	h.guard.now = cfg.Clock.Now // login links and sessions expire on the host's clock
 	po := cfg.Push
+	if po.Clock == nil {
+		po.Clock = cfg.Clock
+	}
 	if po.Logger == nil {
 		po.Logger = h.log.With("component", "push")
 	}
 	h.sender = push.NewSender(pushStore, vapid, po)
 
 	h.db, err = openOutbox(cfg, outboxdb.Options{
-		Now:          cfg.Sync.Clock.Now,
+		Now:          cfg.Clock.Now,
 		OnChange:     h.actionsChanged,
 		MaxPageCount: cfg.OutboxMaxPages,
 	})
@@ -305,6 +318,9 @@ func (h *Host) Token() string { return h.guard.token }
 
 // LoginURL returns a one-time login link for a browser.
 func (h *Host) LoginURL() string { return h.URL() + "/login?token=" + h.guard.newLoginLink() }
+
+// Clock is the host's one clock (for the tray).
+func (h *Host) Clock() clock.Clock { return h.cfg.Clock }
 
 // Hub is the live event hub (for the tray).
 func (h *Host) Hub() *Hub { return h.hub }
@@ -477,7 +493,7 @@ func (h *Host) statusLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(200 * time.Millisecond):
+		case <-h.after(200 * time.Millisecond):
 		}
 	}
 }
@@ -560,12 +576,11 @@ func (h *Host) saveCursor(path string, saved int64, latest *atomic.Int64, dirty,
 	}
 }
 
-// pruneLoop deletes synced and cancelled actions older than the retention.
+// pruneLoop deletes synced and cancelled actions older than the
+// retention, at start and every hour.
 func (h *Host) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
 	for {
-		n, err := h.db.Prune(ctx, time.Now().Add(-h.cfg.Retention))
+		n, err := h.db.Prune(ctx, h.cfg.Clock.Now().Add(-h.cfg.Retention))
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("prune outbox", "err", err)
 		} else if n > 0 {
@@ -574,10 +589,17 @@ func (h *Host) pruneLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-h.after(PruneEvery):
 		}
 	}
 }
+
+// PruneEvery is how often old synced and cancelled actions are deleted.
+const PruneEvery = time.Hour
+
+// after is time.After on the host's clock. The timer is not stopped: it
+// fires once and is dropped (the fake clock keeps no goroutine).
+func (h *Host) after(d time.Duration) <-chan time.Time { return h.cfg.Clock.NewTimer(d).C() }
 
 // contentSecurityPolicy is the policy of every answer: the app's own
 // files only, no inline script, and connections to this host and its

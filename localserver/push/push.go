@@ -23,6 +23,7 @@ import (
 	webpush "github.com/SherClockHolmes/webpush-go"
 
 	"synctray/internal/sqlitedb"
+	"synctray/localserver/clock"
 )
 
 // Subscription is a browser's PushSubscription as JSON.
@@ -191,6 +192,8 @@ type Options struct {
 	// HTTP sends the requests; nil: a client with a 30 s timeout.
 	HTTP   webpush.HTTPClient
 	Logger *slog.Logger
+	// Clock times the coalescing window; nil: the wall clock.
+	Clock clock.Clock
 }
 
 // Sender sends notifications to every subscription, coalescing bursts.
@@ -219,6 +222,9 @@ func NewSender(store *Store, keys Keys, o Options) *Sender {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
 	return &Sender{store: store, keys: keys, o: o, log: o.Logger, pending: map[string][]Notification{}, wake: make(chan struct{}, 1)}
 }
 
@@ -244,10 +250,12 @@ func (s *Sender) Run(ctx context.Context) {
 			return
 		case <-s.wake:
 		}
+		t := s.o.Clock.NewTimer(s.o.Coalesce)
 		select { // gather the burst
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(s.o.Coalesce):
+		case <-t.C():
 		}
 		s.mu.Lock()
 		batch := s.pending
