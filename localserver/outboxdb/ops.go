@@ -568,3 +568,24 @@ func sortByID(acts []outbox.Action) {
 	// RETURNING gives rows in no particular order.
 	slices.SortFunc(acts, func(a, b outbox.Action) int { return cmpID(a.ID, b.ID) })
 }
+
+// CheckWritable commits a small write (16 KiB, removed in the same
+// transaction) to tell whether the disk has room again. Errors wrap
+// outbox.ErrDiskFull or outbox.ErrCorrupt when SQLite says so.
+func (db *DB) CheckWritable(ctx context.Context) error {
+	if err := db.gate.enter(); err != nil {
+		return err
+	}
+	defer db.gate.leave()
+	err := db.write(ctx, func(tx *sql.Tx) ([]outbox.Action, error) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO probe (b) VALUES (zeroblob(16384))`); err != nil {
+			return nil, err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM probe`)
+		return nil, err
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("check outbox is writable: %w", err)
+	}
+	return nil
+}

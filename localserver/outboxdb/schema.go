@@ -36,4 +36,6 @@ CREATE TABLE history (
 -- Get (history of one action in order) and the ON DELETE CASCADE lookup.
 CREATE INDEX history_action_id ON history (action_id, id);
 `,
+	// 2: a scratch table for CheckWritable (empty between checks).
+	`CREATE TABLE probe (id INTEGER PRIMARY KEY, b BLOB NOT NULL) STRICT;`,
 }

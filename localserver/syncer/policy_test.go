@@ -215,3 +215,74 @@ func TestOutcomesTheStoreCouldNotWriteAreWrittenOnceItCan(t *testing.T) {
 		t.Errorf("state = %s, want online once the disk has room", st.State)
 	}
 }
+
+// checkableStore is an outbox whose CheckWritable fails while full is set.
+type checkableStore struct {
+	outbox.Store
+	mu     sync.Mutex
+	full   bool
+	checks int
+}
+
+func (c *checkableStore) CheckWritable(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks++
+	if c.full {
+		return fmt.Errorf("check: %w", outbox.ErrDiskFull)
+	}
+	return nil
+}
+
+func TestADiskFullProblemEndsWhenTheDiskHasRoomAgain(t *testing.T) {
+	e := newEnv(t, syncer.Options{})
+	store := &checkableStore{Store: e.db, full: true}
+	eng := syncer.New(store, e.up, syncer.Options{Clock: e.clk, ProbeEvery: 5 * time.Second, WorkOffline: true})
+	e.eng = eng
+	e.run()
+	eng.ReportStore(fmt.Errorf("enqueue: %w: database or disk is full", outbox.ErrDiskFull)) // as the API does
+	if p := eng.Status().Problem; p == nil || p.Code != failure.CodeDiskFull {
+		t.Fatalf("problem = %+v, want disk_full", p)
+	}
+	e.waitTimerAt(e.start.Add(5 * time.Second))
+	e.clk.Advance(5 * time.Second)
+	waitFor(t, "a first check", func() bool { store.mu.Lock(); defer store.mu.Unlock(); return store.checks >= 1 })
+	if p := eng.Status().Problem; p == nil || p.Code != failure.CodeDiskFull {
+		t.Fatalf("problem after a failed check = %+v, want disk_full still", p)
+	}
+	store.mu.Lock()
+	store.full = false
+	store.mu.Unlock()
+	e.waitTimerAt(e.clk.Now().Add(5 * time.Second))
+	e.clk.Advance(5 * time.Second)
+	waitFor(t, "the problem to end", func() bool { return eng.Status().Problem == nil })
+	if st := eng.Status(); st.State != syncer.StateWorkingOffline {
+		t.Fatalf("state = %s, want working_offline (the user's pause stands)", st.State)
+	}
+}
+
+// damagedStore is an outbox whose claims find the file damaged.
+type damagedStore struct{ outbox.Store }
+
+func (damagedStore) Claim(context.Context, int, int64) ([]outbox.Action, error) {
+	return nil, fmt.Errorf("claim batch: %w: database disk image is malformed", outbox.ErrCorrupt)
+}
+
+func TestADamagedOutboxBlocksWithStorageNotTheUpstream(t *testing.T) {
+	e := newEnv(t, syncer.Options{})
+	eng := syncer.New(damagedStore{e.db}, e.up, syncer.Options{Clock: e.clk, StoreName: "/data/outbox.db"})
+	e.eng = eng
+	e.enqueue(3, `{}`)
+	e.run()
+	waitFor(t, "storage problem", func() bool { p := eng.Status().Problem; return p != nil && p.Code == failure.CodeStorage })
+	st := eng.Status()
+	if st.State != syncer.StateBlocked || !strings.Contains(st.Problem.Message, "/data/outbox.db is damaged") {
+		t.Fatalf("status = %+v %+v, want blocked naming the file", st, st.Problem)
+	}
+	if strings.Contains(strings.ToLower(st.Problem.Message), "upstream") || st.LastError != "" {
+		t.Fatalf("the message blames the upstream: %+v (last error %q)", st.Problem, st.LastError)
+	}
+	if s, _ := e.up.counts(); s != 0 {
+		t.Fatalf("sent %d requests, want none", s)
+	}
+}

@@ -233,12 +233,16 @@ func (e *Engine) ReportStore(err error) {
 	default:
 		return
 	}
+	fresh := false
 	e.update(func() {
 		if e.storage != nil && e.storage.Code == p.Code {
 			return // keep its Since
 		}
-		e.storage = p
+		e.storage, fresh = p, true
 	})
+	if fresh {
+		e.Kick() // so Run starts checking for the store to recover
+	}
 }
 
 func (e *Engine) storeName() string {
@@ -246,6 +250,27 @@ func (e *Engine) storeName() string {
 		return e.o.StoreName
 	}
 	return "the outbox"
+}
+
+// writableChecker is a store that can tell whether it can write again
+// (outboxdb.DB does).
+type writableChecker interface {
+	CheckWritable(ctx context.Context) error
+}
+
+// checkStore asks the store, while it has a problem, whether it can write
+// again; the problem ends when it can.
+func (e *Engine) checkStore(ctx context.Context) {
+	wc, ok := e.store.(writableChecker)
+	if !ok {
+		return
+	}
+	err := wc.CheckWritable(ctx)
+	if err == nil {
+		e.ReportStore(nil)
+		return
+	}
+	e.ReportStore(err)
 }
 
 // Run syncs until ctx is cancelled, then returns nil once the batch in
@@ -259,6 +284,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.mu.Lock()
 		paused := e.st.WorkOffline || e.blocked != nil
 		offline := e.unreachable != nil
+		storeProblem := e.storage != nil
 		wait := e.retryAtLocked().Sub(e.o.Clock.Now())
 		e.mu.Unlock()
 
@@ -268,7 +294,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			continue
 		}
 
-		var retryC, probeC <-chan time.Time
+		var retryC, probeC, storeC <-chan time.Time
 		var timers []clock.Timer
 		if pending && !paused && wait > 0 {
 			t := e.o.Clock.NewTimer(wait)
@@ -280,6 +306,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			timers = append(timers, t)
 			probeC = t.C()
 		}
+		if storeProblem { // also while paused: the status must say when the disk has room again
+			t := e.o.Clock.NewTimer(e.o.ProbeEvery)
+			timers = append(timers, t)
+			storeC = t.C()
+		}
 		select {
 		case <-ctx.Done():
 		case <-e.kick:
@@ -289,6 +320,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			if e.probe(ctx) {
 				pending = true
 			}
+		case <-storeC:
+			e.checkStore(ctx)
 		}
 		for _, t := range timers {
 			t.Stop()
@@ -401,10 +434,10 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 			}
 			return rep
 		}
-		e.ReportStore(nil)
 		if len(batch) == 0 {
 			return rep
 		}
+		e.ReportStore(nil) // the claim wrote rows: the store works
 		e.update(func() { e.st.Syncing = true })
 		outcomes, stop := e.sendBatch(ctx, batch, &rep)
 		e.record(ctx, outcomes)
