@@ -35,10 +35,18 @@ type HTTPError struct {
 // ReadHTTPError builds the HTTPError for resp, reading at most
 // DetailBytes of its body. The caller closes the body.
 func ReadHTTPError(resp *http.Response, mode Mode, base string) *HTTPError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, DetailBytes))
+	return NewHTTPError(resp, mode, base, body)
+}
+
+// NewHTTPError builds the HTTPError for resp whose body (or its start)
+// the caller has read; the first DetailBytes are kept.
+func NewHTTPError(resp *http.Response, mode Mode, base string, body []byte) *HTTPError {
 	he := &HTTPError{
 		Mode: mode, Base: base, StatusCode: resp.StatusCode,
 		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Location:   resp.Header.Get("Location"),
+		Body:       body[:min(len(body), DetailBytes)],
 	}
 	if resp.Request != nil {
 		he.Method, he.Path = resp.Request.Method, resp.Request.URL.Path
@@ -46,20 +54,45 @@ func ReadHTTPError(resp *http.Response, mode Mode, base string) *HTTPError {
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil {
 		he.ContentType = mt
 	}
-	he.Body, _ = io.ReadAll(io.LimitReader(resp.Body, DetailBytes))
+	he.Code, he.Message = errorText(he.Body, he.ContentType)
+	return he
+}
+
+// errorText finds the one-line reason in an error body: synctray's
+// {"error":{"code","message"}}, the common {"error":"..."},
+// {"message":"..."}, RFC 9457's {"title","detail"}, or the first line of
+// a text body. HTML gives nothing: its summary is the status.
+func errorText(body []byte, contentType string) (code, message string) {
 	var b struct {
-		Error struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Title   string          `json:"title"`
+		Detail  string          `json:"detail"`
+	}
+	if json.Unmarshal(body, &b) == nil {
+		var nested struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
-		} `json:"error"`
+		}
+		var flat string
+		switch {
+		case json.Unmarshal(b.Error, &nested) == nil && (nested.Code != "" || nested.Message != ""):
+			return Line(nested.Code), Line(nested.Message)
+		case json.Unmarshal(b.Error, &flat) == nil && flat != "":
+			return "", Line(flat)
+		case b.Message != "":
+			return "", Line(b.Message)
+		case b.Detail != "":
+			return "", Line(b.Detail)
+		case b.Title != "":
+			return "", Line(b.Title)
+		}
 	}
-	if json.Unmarshal(he.Body, &b) == nil && (b.Error.Code != "" || b.Error.Message != "") {
-		he.Code, he.Message = Line(b.Error.Code), Line(b.Error.Message)
-	} else if he.ContentType != "text/html" && !looksLikeHTML(string(he.Body)) {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(he.Body)), "\n")
-		he.Message = Line(first)
+	if contentType == "text/html" || looksLikeHTML(string(body)) {
+		return "", ""
 	}
-	return he
+	first, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	return "", Line(first)
 }
 
 // Kind classifies the answer: by its status in its mode, except that in

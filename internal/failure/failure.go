@@ -131,8 +131,21 @@ func Classify(err error) Kind {
 	if errors.As(err, &he) {
 		return he.Kind()
 	}
+	var re *refusedError
+	if errors.As(err, &re) {
+		return Refused
+	}
 	return Transient
 }
+
+// Refuse marks err as a local refusal that no retry can fix (an action
+// the host cannot even send): Classify says Refused.
+func Refuse(err error) error { return &refusedError{err} }
+
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // Problem codes of the host's status (design §11).
 const (

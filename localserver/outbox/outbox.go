@@ -74,6 +74,9 @@ type Action struct {
 	CreatedAt     time.Time       `json:"created_at"`
 	UpdatedAt     time.Time       `json:"updated_at"`
 	SyncedAt      *time.Time      `json:"synced_at"`
+	// Response is the upstream's last answer (HTTP mode: status, headers,
+	// the body's start), as JSON; empty when there is none.
+	Response json.RawMessage `json:"response,omitempty"`
 }
 
 // Change is one row of an action's history: a state change with its time
@@ -282,6 +285,8 @@ type Outcome struct {
 	// Detail is kept on the action's history: the upstream's full answer
 	// (status, content type, the body's first 4 KiB) when there is one.
 	Detail string
+	// Response, when set, replaces the action's stored upstream answer.
+	Response json.RawMessage
 	// RetryAt is shown as the next attempt time of an action sent back to queued.
 	RetryAt time.Time
 }

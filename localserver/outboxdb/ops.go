@@ -433,15 +433,16 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 
 		// Outcomes that change a row the same way are applied together.
 		type change struct {
-			to      outbox.State
-			errText string
-			next    any
+			to       outbox.State
+			errText  string
+			next     any
+			response string // "": keep the stored one
 		}
 		groups := map[change][]int64{}
 		var order []change
 		hist := make([]historyRow, 0, len(outcomes))
 		for _, o := range outcomes {
-			var c change
+			c := change{response: string(o.Response)}
 			detail := ""
 			switch o.Status {
 			case outbox.Applied, outbox.Duplicate:
@@ -481,16 +482,19 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 			switch c.to {
 			case outbox.Synced:
 				rows, err = tx.QueryContext(ctx,
-					`UPDATE actions SET state = 'synced', updated_at = ?, synced_at = ?, last_error = '', next_attempt_at = NULL
-					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, ts, string(idsJSON))
+					`UPDATE actions SET state = 'synced', updated_at = ?, synced_at = ?, last_error = '', next_attempt_at = NULL,
+					 response = CASE WHEN ? = '' THEN response ELSE ? END
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, ts, c.response, c.response, string(idsJSON))
 			case outbox.Failed:
 				rows, err = tx.QueryContext(ctx,
-					`UPDATE actions SET state = 'failed', updated_at = ?, last_error = ?, next_attempt_at = NULL
-					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, string(idsJSON))
+					`UPDATE actions SET state = 'failed', updated_at = ?, last_error = ?, next_attempt_at = NULL,
+					 response = CASE WHEN ? = '' THEN response ELSE ? END
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, c.response, c.response, string(idsJSON))
 			default:
 				rows, err = tx.QueryContext(ctx,
-					`UPDATE actions SET state = 'queued', updated_at = ?, last_error = ?, next_attempt_at = ?
-					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, c.next, string(idsJSON))
+					`UPDATE actions SET state = 'queued', updated_at = ?, last_error = ?, next_attempt_at = ?,
+					 response = CASE WHEN ? = '' THEN response ELSE ? END
+					 WHERE id IN (SELECT value FROM json_each(?)) RETURNING `+actionCols, ts, c.errText, c.next, c.response, c.response, string(idsJSON))
 			}
 			if err != nil {
 				return nil, err

@@ -18,6 +18,7 @@ package outboxdb
 
 import (
 	"context"
+	"encoding/json"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ type writerStmts struct {
 	actionByKey   *sql.Stmt
 }
 
-const actionCols = "id, key, type, payload, state, attempts, last_error, next_attempt_at, created_at, updated_at, synced_at"
+const actionCols = "id, key, type, payload, state, attempts, last_error, next_attempt_at, created_at, updated_at, synced_at, response"
 
 // Open opens (creating if needed, mode 0600) the outbox database at path,
 // quick-checks it and brings its schema up to date. Errors wrap
@@ -322,11 +323,15 @@ func scanAction(s scanner) (outbox.Action, error) {
 		state            string
 		next, synced     sql.NullString
 		created, updated string
+		response         string
 	)
-	if err := s.Scan(&a.ID, &a.Key, &a.Type, &payload, &state, &a.Attempts, &a.LastError, &next, &created, &updated, &synced); err != nil {
+	if err := s.Scan(&a.ID, &a.Key, &a.Type, &payload, &state, &a.Attempts, &a.LastError, &next, &created, &updated, &synced, &response); err != nil {
 		return a, err
 	}
 	a.Payload = payload
+	if response != "" {
+		a.Response = json.RawMessage(response)
+	}
 	a.State = outbox.State(state)
 	var err error
 	if a.CreatedAt, err = parseTime(created); err != nil {

@@ -38,4 +38,6 @@ CREATE INDEX history_action_id ON history (action_id, id);
 `,
 	// 2: a scratch table for CheckWritable (empty between checks).
 	`CREATE TABLE probe (id INTEGER PRIMARY KEY, b BLOB NOT NULL) STRICT;`,
+	// 3: the upstream's last answer to an action (HTTP mode), as JSON.
+	`ALTER TABLE actions ADD COLUMN response TEXT NOT NULL DEFAULT '';`,
 }

@@ -10,7 +10,9 @@
 package syncer
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +30,15 @@ import (
 // errors are sorted by failure.Classify.
 type Upstream interface {
 	Send(ctx context.Context, actions []protocol.Action) ([]protocol.Result, error)
+	Health(ctx context.Context) error
+}
+
+// Forwarder is what the engine needs from an HTTP upstream (HTTP mode,
+// design §12): it sends one recorded write and returns the upstream's
+// answer as the JSON kept on the action (nil when there is none); a
+// non-2xx answer is also a *failure.HTTPError.
+type Forwarder interface {
+	Deliver(ctx context.Context, a outbox.Action) (answer json.RawMessage, err error)
 	Health(ctx context.Context) error
 }
 
@@ -58,7 +69,10 @@ type Options struct {
 	Upstream string
 	// StoreName names the outbox (its path) in storage problems.
 	StoreName string
-	Logger    *slog.Logger
+	// Concurrency is how many writes are in flight at once in HTTP mode;
+	// 0 or 1: one, which keeps their order.
+	Concurrency int
+	Logger      *slog.Logger
 }
 
 // Validate reports options the engine cannot work with.
@@ -119,7 +133,8 @@ const MaxBusyAttempts = 10
 // run it with Run.
 type Engine struct {
 	store   outbox.Store
-	up      Upstream
+	up      Upstream  // protocol v1; nil in HTTP mode
+	fw      Forwarder // HTTP mode; nil for protocol v1
 	o       Options
 	log     *slog.Logger
 	backoff failure.Backoff
@@ -180,6 +195,16 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 		st:      Status{WorkOffline: o.WorkOffline, Upstream: o.Upstream},
 	}
 	e.deriveLocked()
+	return e
+}
+
+// NewHTTP returns an engine in HTTP mode: it replays each queued action
+// (a recorded write) through fw, Concurrency at a time, and sorts every
+// answer by the failure policy in HTTP mode.
+func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
+	o.BatchSize = max(o.Concurrency, 1)
+	e := New(store, nil, o)
+	e.fw = fw
 	return e
 }
 
@@ -376,7 +401,13 @@ func (e *Engine) retryAtLocked() time.Time {
 func (e *Engine) probe(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := e.up.Health(ctx); err != nil {
+	var err error
+	if e.fw != nil {
+		err = e.fw.Health(ctx)
+	} else {
+		err = e.up.Health(ctx)
+	}
+	if err != nil {
 		e.log.Debug("upstream probe failed", "err", err)
 		return false
 	}
@@ -452,6 +483,9 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 // MaxRequestBytes, and returns every action's outcome. stop is the
 // failure that stopped it; the actions not sent go back to the queue.
 func (e *Engine) sendBatch(ctx context.Context, batch []outbox.Action, rep *Report) (outcomes []outbox.Outcome, stop error) {
+	if e.fw != nil {
+		return e.sendHTTP(ctx, batch, rep)
+	}
 	outcomes = make([]outbox.Outcome, 0, len(batch))
 	chunks := splitBySize(batch, e.o.MaxRequestBytes)
 	for i, chunk := range chunks {
@@ -545,6 +579,69 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		}
 		return out, err
 	}
+}
+
+// sendHTTP replays a batch of recorded writes, all at once (the batch is
+// Concurrency long; one, by default, keeps the order), and sorts each
+// answer by the policy in HTTP mode. stop is the first failure that is
+// not about one action.
+func (e *Engine) sendHTTP(ctx context.Context, batch []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
+	answers := make([]json.RawMessage, len(batch))
+	errs := make([]error, len(batch))
+	send := func(i int) {
+		sendCtx, cancel := context.WithTimeout(ctx, e.o.SendTimeout)
+		answers[i], errs[i] = e.fw.Deliver(sendCtx, batch[i])
+		cancel()
+	}
+	if len(batch) == 1 {
+		send(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range batch {
+			wg.Go(func() { send(i) })
+		}
+		wg.Wait()
+	}
+	rep.Batches += len(batch)
+	out := make([]outbox.Outcome, len(batch))
+	var stop error
+	for i, a := range batch {
+		err := errs[i]
+		if err != nil && ctx.Err() != nil {
+			out[i] = e.requeue(batch[i:i+1], ctx.Err(), nil)[0]
+			stop = ctx.Err()
+			continue
+		}
+		kind := failure.Classify(err)
+		switch kind {
+		case failure.Delivered:
+			e.reachable(true)
+			out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Applied, Response: answers[i]}
+			rep.Synced++
+		case failure.Refused, failure.Redirect, failure.Poison:
+			e.reachable(false)
+			out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err), Response: answers[i]}
+			rep.Rejected++
+			e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
+		case failure.Unauthorized, failure.Protocol:
+			e.block(kind, err)
+			out[i] = e.requeue(batch[i:i+1], err, nil)[0]
+			out[i].Response = answers[i]
+			stop = cmp.Or(stop, err)
+		default: // Transient, Busy
+			if kind == failure.Busy && a.Attempts >= MaxBusyAttempts {
+				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err), Response: answers[i],
+					Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
+				rep.Rejected++
+				continue
+			}
+			retryAt := e.failed(err, kind == failure.Transient)
+			out[i] = e.requeue(batch[i:i+1], err, &retryAt)[0]
+			out[i].Response = answers[i]
+			stop = cmp.Or(stop, err)
+		}
+	}
+	return out, stop
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
