@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 )
 
@@ -140,7 +141,7 @@ func TestTimestampsStoredFixedWidthUTC(t *testing.T) {
 
 func TestEnqueueIdempotent(t *testing.T) {
 	db, rec := openRec(t, Options{})
-	key := newKey()
+	key := testsupport.NewKey()
 	n := outbox.NewAction{Key: key, Type: "note.create", Payload: json.RawMessage(`{"text": "hi",  "n": [1, 2]}`)}
 	a1, created, err := db.Enqueue(ctx, n)
 	if err != nil || !created {
@@ -188,7 +189,7 @@ func TestEnqueueIdempotent(t *testing.T) {
 
 func TestEnqueueValidation(t *testing.T) {
 	db := mustOpen(t)
-	key := newKey()
+	key := testsupport.NewKey()
 	tests := []struct {
 		name     string
 		n        outbox.NewAction
@@ -230,7 +231,7 @@ func TestEnqueueBatch(t *testing.T) {
 	db, rec := openRec(t, Options{})
 	stored := mustEnqueue(t, db)
 	rec.take()
-	k1, k2 := newKey(), newKey()
+	k1, k2 := testsupport.NewKey(), testsupport.NewKey()
 	conflict := newAction(stored.Key)
 	conflict.Payload = json.RawMessage(`{"other":true}`)
 	ns := []outbox.NewAction{
@@ -292,7 +293,7 @@ func TestEnqueueConcurrent(t *testing.T) {
 	const workers, perWorker, distinct = 64, 100, 4000
 	keys := make([]string, distinct)
 	for i := range keys {
-		keys[i] = newKey()
+		keys[i] = testsupport.NewKey()
 	}
 	type result struct {
 		key     string
@@ -377,7 +378,7 @@ func TestEnqueueGroup(t *testing.T) {
 	db, rec := openRec(t, Options{})
 	stored := mustEnqueue(t, db)
 	rec.take()
-	key := newKey()
+	key := testsupport.NewKey()
 	type out struct {
 		a       outbox.Action
 		created bool
@@ -395,12 +396,12 @@ func TestEnqueueGroup(t *testing.T) {
 			na, c := newAction(key), ctx
 			switch {
 			case i%5 == 3:
-				na = newAction(newKey())
+				na = newAction(testsupport.NewKey())
 			case i == 4:
 				na = newAction(stored.Key)
 				na.Payload = json.RawMessage(`"conflict"`)
 			case i == 9:
-				na, c = newAction(newKey()), cctx
+				na, c = newAction(testsupport.NewKey()), cctx
 			}
 			outs[i].a, outs[i].created, outs[i].err = db.Enqueue(c, na)
 		}()
@@ -457,7 +458,7 @@ func TestEnqueueCancelledContext(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	for i := 0; i < 20; i++ {
-		if _, _, err := db.Enqueue(cctx, newAction(newKey())); !errors.Is(err, context.Canceled) {
+		if _, _, err := db.Enqueue(cctx, newAction(testsupport.NewKey())); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	}
@@ -1109,7 +1110,7 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				key := newKey()
+				key := testsupport.NewKey()
 				_, _, err := db.Enqueue(ctx, newAction(key))
 				if errors.Is(err, outbox.ErrClosed) {
 					return
@@ -1139,7 +1140,7 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 	if _, err := db.Claim(ctx, 1, 0); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Claim after Close: %v", err)
 	}
-	if _, err := db.EnqueueBatch(ctx, []outbox.NewAction{newAction(newKey())}); !errors.Is(err, outbox.ErrClosed) {
+	if _, err := db.EnqueueBatch(ctx, []outbox.NewAction{newAction(testsupport.NewKey())}); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("EnqueueBatch after Close: %v", err)
 	}
 	// Every acknowledged enqueue is there after reopening.
