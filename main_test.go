@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver/outboxdb"
 	"synctray/upstream"
 )
@@ -29,29 +27,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "synctray-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "synctray")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build synctray: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	testsupport.MainWithBinary(m, "synctray", &binary, nil)
 }
 
 // proc is the synctray binary running as a subprocess.
@@ -122,26 +98,18 @@ func TestCrashRecovery(t *testing.T) {
 		minKills = 20
 		clients  = 8
 	)
-	upStore, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer upStore.Close()
 	// A little latency keeps batches in flight, so kills land mid-sync.
-	upSrv := upstream.NewServer(upStore, upstream.Options{Faults: upstream.Faults{Latency: 2 * time.Millisecond}})
-	ts := httptest.NewServer(upSrv)
-	defer ts.Close()
-	defer upSrv.Close()
+	_, upStore, upURL := testupstream.Start(t, upstream.Options{Faults: upstream.Faults{Latency: 2 * time.Millisecond}})
 
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	base := "http://" + addr
 	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", ts.URL, "--batch-size", "40", "--log-level", "warn"}
+	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", upURL, "--batch-size", "40", "--log-level", "warn"}
 	p := startProc(t, logf, args...)
 	waitHealthy(t, base, p)
 	token := readToken(t, dir)
@@ -152,7 +120,7 @@ func TestCrashRecovery(t *testing.T) {
 	var acked []string
 	keys := make(chan string, n)
 	for i := 0; i < n; i++ {
-		keys <- uuid.Must(uuid.NewV7()).String()
+		keys <- testsupport.NewKey()
 	}
 	close(keys)
 	start := time.Now()
@@ -282,7 +250,7 @@ func isClosed(c chan struct{}) bool {
 // TestCLI drives a running host through the outbox subcommands.
 func TestCLI(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
 	defer logf.Close()
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
@@ -292,7 +260,7 @@ func TestCLI(t *testing.T) {
 	post := func(payload string) {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/api/actions", strings.NewReader(`{"type":"message","payload":`+payload+`}`))
 		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+		req.Header.Set("Idempotency-Key", testsupport.NewKey())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 202 {
 			t.Fatalf("enqueue: %v %v", err, resp)
@@ -365,7 +333,7 @@ func TestCLI(t *testing.T) {
 // only with --reset-outbox.
 func TestOneHostPerDataDir(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
 	defer logf.Close()
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", "http://127.0.0.1:1", "--log-level", "warn")
@@ -375,7 +343,7 @@ func TestOneHostPerDataDir(t *testing.T) {
 	run := func(args ...string) (int, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--data-dir", dir, "--addr", freeAddr(t), "--upstream", "http://127.0.0.1:1", "--log-level", "warn"}, args...)...)
+		cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--data-dir", dir, "--addr", testsupport.FreeAddr(t), "--upstream", "http://127.0.0.1:1", "--log-level", "warn"}, args...)...)
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
@@ -394,7 +362,7 @@ func TestOneHostPerDataDir(t *testing.T) {
 	if code, out := run(); code != 1 || !strings.Contains(out, filepath.Join(dir, "outbox.db")+" is empty") || !strings.Contains(out, "--reset-outbox") {
 		t.Fatalf("serve on an emptied outbox: exit %d\n%s\nwant a refusal naming the file and --reset-outbox", code, out)
 	}
-	addr = freeAddr(t)
+	addr = testsupport.FreeAddr(t)
 	p = startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", "http://127.0.0.1:1", "--log-level", "warn", "--reset-outbox")
 	waitHealthy(t, "http://"+addr, p)
 	if baks, _ := filepath.Glob(filepath.Join(dir, "outbox.db.bak-*")); len(baks) != 1 {

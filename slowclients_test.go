@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"synctray/internal/testsupport"
 )
 
 // startLimited runs the synctray binary with its file limit (soft and
@@ -109,7 +109,7 @@ func TestSlowClientsDoNotStarveTheHost(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			addr := freeAddr(t)
+			addr := testsupport.FreeAddr(t)
 			base := "http://" + addr
 			logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
 			if err != nil {
@@ -165,7 +165,7 @@ func TestSlowClientsDoNotStarveTheHost(t *testing.T) {
 				}
 				req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"text":"still here"}}`))
 				req.Header.Set("Authorization", "Bearer "+token)
-				req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+				req.Header.Set("Idempotency-Key", testsupport.NewKey())
 				resp, err = hc.Do(req)
 				if err != nil {
 					t.Fatalf("round %d: enqueue under %d slow clients: %v", round, clients, err)

@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/upstream"
 )
 
@@ -45,7 +46,7 @@ func apiGet(t *testing.T, base, token, path string, out any) {
 // upstream's port.
 func TestTheBuiltInUpstreamAnswersOnlyItsHost(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	base := "http://" + addr
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
 	defer logf.Close()
@@ -75,7 +76,7 @@ func TestTheBuiltInUpstreamAnswersOnlyItsHost(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	key := uuid.Must(uuid.NewV7()).String()
+	key := testsupport.NewKey()
 	inject := `{"actions":[{"key":"` + key + `","type":"message","payload":{"text":"injected"}}]}`
 	for _, bearer := range []string{"", "wrong", token} { // not even the host's API token
 		if code := do("GET", "/v1/events", bearer, ""); code != http.StatusUnauthorized {
@@ -107,7 +108,7 @@ func TestTheBuiltInUpstreamAnswersOnlyItsHost(t *testing.T) {
 	// The host itself holds the token: its actions still go through.
 	req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"text":"mine"}}`))
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+	req.Header.Set("Idempotency-Key", testsupport.NewKey())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 202 {
 		t.Fatalf("enqueue: %v %v", err, resp)
@@ -158,12 +159,7 @@ func TestServeRefusesABadUpstreamOrBatchSizeAtStart(t *testing.T) {
 }
 
 func TestServeKeepsTheUpstreamPathPrefix(t *testing.T) {
-	store, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	srv := upstream.NewServer(store, upstream.Options{})
+	srv, _ := testupstream.New(t, upstream.Options{})
 	var mu sync.Mutex
 	var seen []string
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +171,7 @@ func TestServeKeepsTheUpstreamPathPrefix(t *testing.T) {
 	defer ts.Close()
 	defer srv.Close()
 
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr := t.TempDir(), testsupport.FreeAddr(t)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
 	defer logf.Close()
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", ts.URL+"/myapi/", "--work-offline", "--log-level", "warn")
@@ -183,7 +179,7 @@ func TestServeKeepsTheUpstreamPathPrefix(t *testing.T) {
 	token := readToken(t, dir)
 	req, _ := http.NewRequest("POST", "http://"+addr+"/api/actions", strings.NewReader(`{"type":"message","payload":{}}`))
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+	req.Header.Set("Idempotency-Key", testsupport.NewKey())
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 202 {
 		t.Fatalf("enqueue: %v %v", err, resp)
 	}
@@ -250,7 +246,7 @@ func TestServeOnAnotherLoopbackAddress(t *testing.T) {
 			req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{}}`))
 			req.AddCookie(resp.Cookies()[0])
 			req.Header.Set("Origin", base)
-			req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+			req.Header.Set("Idempotency-Key", testsupport.NewKey())
 			resp, err = http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

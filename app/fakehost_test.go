@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
@@ -292,19 +293,12 @@ func inspect(a *App, f func()) {
 	f()
 }
 
-// waitFor polls cond, run with the UI lock held, until it holds.
+// waitFor is testsupport.WaitFor with cond run under the UI lock.
 func waitFor(t *testing.T, a *App, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testsupport.WaitFor(t, what, func() bool {
 		var ok bool
 		inspect(a, func() { ok = cond() })
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ok
+	})
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -12,26 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/upstream"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -67,7 +50,7 @@ func TestTheStandaloneUpstreamRefusesToStartWithoutAToken(t *testing.T) {
 			// An upstream that wrongly starts runs until this deadline.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			var out syncBuffer
+			var out testsupport.SyncBuffer
 			if code := Main(ctx, args, &out, &out); code != 1 || !strings.Contains(out.String(), c.want) {
 				t.Fatalf("exit %d, want 1; output:\n%s\nwant it to contain %q", code, out.String(), c.want)
 			}
@@ -101,7 +84,7 @@ func TestTheStandaloneUpstreamStartsWithATokenOrTheNamedOptOut(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel() // start, then stop at once
-			var out syncBuffer
+			var out testsupport.SyncBuffer
 			args := append([]string{"upstream", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"}, c.args...)
 			if code := Main(ctx, args, &out, &out); code != 0 {
 				t.Fatalf("exit %d, want 0; output:\n%s", code, out.String())
@@ -143,11 +126,7 @@ func TestTheHostSendsTheUpstreamTokenFromEveryPlace(t *testing.T) {
 				t.Setenv("SYNCTRAY_UPSTREAM_TOKEN", "")
 				os.Unsetenv("SYNCTRAY_UPSTREAM_TOKEN")
 			}
-			store, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := upstream.NewServer(store, upstream.Options{Token: tok})
+			srv, _ := testupstream.New(t, upstream.Options{Token: tok})
 			authorized := make(chan struct{})
 			var once sync.Once
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -156,11 +135,11 @@ func TestTheHostSendsTheUpstreamTokenFromEveryPlace(t *testing.T) {
 				}
 				srv.ServeHTTP(w, r)
 			}))
-			t.Cleanup(func() { srv.Close(); ts.Close(); store.Close() })
+			t.Cleanup(ts.Close)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var out syncBuffer
+			var out testsupport.SyncBuffer
 			args := append([]string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--upstream", ts.URL, "--log-level", "warn"}, c.args...)
 			done := make(chan int, 1)
 			go func() { done <- Main(ctx, args, &out, &out) }()
@@ -205,7 +184,7 @@ func TestServeRefusesABadStartConfiguration(t *testing.T) {
 			// A start that is wrongly accepted runs until this deadline.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			var out syncBuffer
+			var out testsupport.SyncBuffer
 			code := Main(ctx, args, &out, &out)
 			if code != 1 || !strings.Contains(out.String(), c.want) {
 				t.Fatalf("exit %d, want 1; output:\n%s\nwant it to contain %q", code, out.String(), c.want)
@@ -221,7 +200,7 @@ func TestTheStandaloneUpstreamTakesAllowedHosts(t *testing.T) {
 	t.Run("an entry that is not a host name is refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		var out syncBuffer
+		var out testsupport.SyncBuffer
 		args := []string{"upstream", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--insecure-no-auth", "--allowed-hosts", "http://proxy.example/"}
 		if code := Main(ctx, args, &out, &out); code != 1 || !strings.Contains(out.String(), "is not a host name or name:port") {
 			t.Fatalf("exit %d, want 1:\n%s", code, out.String())
@@ -235,7 +214,7 @@ func TestTheStandaloneUpstreamTakesAllowedHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stdoutR.Close()
-		var logs syncBuffer
+		var logs testsupport.SyncBuffer
 		args := []string{"upstream", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--token-file", writeFile(t, "tok", "t0ken"), "--allowed-hosts", "proxy.example, other.example:8443"}
 		done := make(chan int, 1)
 		go func() { done <- Main(ctx, args, stdoutW, &logs); stdoutW.Close() }()

@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
+
+	"synctray/internal/testsupport"
 )
 
 // BenchmarkReplay1000 measures the service worker's replay of a large
@@ -28,7 +29,7 @@ func BenchmarkReplay1000(b *testing.B) {
 		b.StopTimer()
 		keys := make([]string, n)
 		for i := range keys {
-			keys[i] = uuid.Must(uuid.NewV7()).String()
+			keys[i] = testsupport.NewKey()
 		}
 		e.setOffline(true, sw)
 		queueInWorker(e, sw, keys)

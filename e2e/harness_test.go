@@ -6,13 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,6 +22,8 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/upstream"
 )
@@ -77,17 +74,11 @@ func newEnv(t testing.TB, opts options) *env {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium is required for the browser tests: %v (apt-get install chromium)", err)
 	}
-	e := &env{t: t, root: t, opts: opts, addr: freeAddr(t), dataDir: t.TempDir(), console: &consoleLog{}}
+	e := &env{t: t, root: t, opts: opts, addr: testsupport.FreeAddr(t), dataDir: t.TempDir(), console: &consoleLog{}}
 
-	store, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := upstream.NewServer(store, upstream.Options{Logger: testLogger(t)})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() { srv.Close(); ts.Close(); store.Close() })
+	_, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t)})
 	e.upStore = store
-	e.upClient = &upstream.Client{BaseURL: ts.URL}
+	e.upClient = &upstream.Client{BaseURL: upURL}
 
 	for try := 0; ; try++ {
 		err := e.tryStartHost()
@@ -97,7 +88,7 @@ func newEnv(t testing.TB, opts options) *env {
 		if !strings.Contains(err.Error(), "is taken") || try == 5 {
 			t.Fatalf("open host: %v", err)
 		}
-		e.addr = freeAddr(t) // another test took it meanwhile
+		e.addr = testsupport.FreeAddr(t) // another test took it meanwhile
 	}
 	t.Cleanup(e.stopHost)
 	e.origin = "http://" + e.addr
@@ -118,28 +109,6 @@ func (e *env) in(t testing.TB) {
 	t.Cleanup(func() { e.t = parent })
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// freeAddr picks a free loopback port once; the host keeps it across
-// restarts. It picks below the kernel's ephemeral range (32768 and up on
-// Linux), so that no other program's port-0 listener or outgoing connection
-// takes it while the host is down; other tests picking at random may still
-// collide, so the first start retries with another port.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port in 20000-31999")
-	return ""
-}
-
 // ---- the host ----------------------------------------------------------------
 
 func (e *env) startHost() {
@@ -155,7 +124,7 @@ func (e *env) tryStartHost() error {
 		Addr:        e.addr,
 		UpstreamURL: e.upClient.BaseURL,
 		Assets:      e.assets,
-		Logger:      testLogger(e.root),
+		Logger:      testsupport.Logger(e.root),
 	})
 	if err != nil {
 		return err

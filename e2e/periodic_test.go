@@ -8,8 +8,8 @@ import (
 
 	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
+	"synctray/internal/testsupport"
 	"synctray/upstream"
 )
 
@@ -21,7 +21,7 @@ func TestPeriodicSync(t *testing.T) {
 			t.Fatalf("periodic sync tags = %q, want [refresh]", tags)
 		}
 
-		key := uuid.Must(uuid.NewV7()).String()
+		key := testsupport.NewKey()
 		if _, err := e.upClient.Send(t.Context(), []upstream.Action{{
 			Key: key, Type: "message", Payload: json.RawMessage(`{"text":"fetched in the background"}`), CreatedAt: time.Now(),
 		}}); err != nil {

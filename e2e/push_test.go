@@ -8,8 +8,8 @@ import (
 
 	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
+	"synctray/internal/testsupport"
 	"synctray/upstream"
 )
 
@@ -17,7 +17,7 @@ func TestPush(t *testing.T) {
 	t.Run("a push message shows a notification and updates the open page", func(t *testing.T) {
 		e := newEnv(t, options{query: "?pushtimeout=300", grant: []string{"notifications"}})
 		regID := e.registrationID()
-		key := uuid.Must(uuid.NewV7()).String()
+		key := testsupport.NewKey()
 		data, _ := json.Marshal(map[string]any{
 			"kind": "message", "title": "New message", "body": "hello from carol", "tag": "message", "url": "/", "count": 1,
 			"event": map[string]any{"seq": 7, "kind": "message", "message": map[string]any{
@@ -54,7 +54,7 @@ func TestPush(t *testing.T) {
 		}
 
 		// Another client posts straight to the upstream.
-		key := uuid.Must(uuid.NewV7()).String()
+		key := testsupport.NewKey()
 		if _, err := e.upClient.Send(t.Context(), []upstream.Action{{
 			Key: key, Type: "message", Payload: json.RawMessage(`{"text":"from another device"}`), CreatedAt: time.Now(),
 		}}); err != nil {

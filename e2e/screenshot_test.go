@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 
+	"synctray/internal/testsupport"
 	"synctray/upstream"
 )
 
@@ -36,7 +36,7 @@ func TestScreenshots(t *testing.T) {
 			for _, text := range []string{"Picked up the keys from Ana.", "Meeting moved to 3 pm, same room."} {
 				e.waitShown("sent", e.send(text))
 			}
-			other := uuid.Must(uuid.NewV7()).String()
+			other := testsupport.NewKey()
 			if _, err := e.upClient.Send(t.Context(), []upstream.Action{{
 				Key: other, Type: "message", Payload: json.RawMessage(`{"text":"Thanks! See you there. (from Sam's phone)"}`), CreatedAt: time.Now(),
 			}}); err != nil {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
@@ -42,7 +42,7 @@ func BenchmarkEnqueueHTTP(b *testing.B) {
 		for pb.Next() {
 			req, _ := http.NewRequest("POST", e.url+"/api/actions", strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+e.token)
-			req.Header.Set("Idempotency-Key", uuid.Must(uuid.NewV7()).String())
+			req.Header.Set("Idempotency-Key", testsupport.NewKey())
 			t0 := time.Now()
 			resp, err := client.Do(req)
 			if err != nil {
@@ -79,7 +79,7 @@ func BenchmarkDrain100k(b *testing.B) {
 		b.StopTimer()
 		dir := b.TempDir()
 		fill(b, filepath.Join(dir, "outbox.db"), backlog)
-		_, upStore, upURL := newUpstream(b, upstream.Options{})
+		_, upStore, upURL := testupstream.Start(b, upstream.Options{})
 		e := startHost(b, localserver.Config{DataDir: dir, UpstreamURL: upURL, WorkOffline: true,
 			Sync: syncer.Options{BatchSize: benchBatch}})
 		b.StartTimer()
@@ -110,7 +110,7 @@ func fill(b *testing.B, path string, n int) {
 	defer db.Close()
 	batch := make([]outbox.NewAction, 0, 1000)
 	for i := 0; i < n; i++ {
-		batch = append(batch, outbox.NewAction{Key: uuid.Must(uuid.NewV7()).String(), Type: "message",
+		batch = append(batch, outbox.NewAction{Key: testsupport.NewKey(), Type: "message",
 			Payload: json.RawMessage(fmt.Sprintf(`{"text":"backlog message %d"}`, i))})
 		if len(batch) == cap(batch) || i == n-1 {
 			if _, err := db.EnqueueBatch(context.Background(), batch); err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/localserver/syncer"
 	"synctray/upstream"
@@ -68,11 +70,7 @@ func TestOpenRefusesABadConfiguration(t *testing.T) {
 }
 
 func TestAnUpstreamPathPrefixIsKept(t *testing.T) {
-	store, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := upstream.NewServer(store, upstream.Options{})
+	srv, store := testupstream.New(t, upstream.Options{})
 	var mu sync.Mutex
 	var seen []string
 	mux := http.NewServeMux()
@@ -83,10 +81,10 @@ func TestAnUpstreamPathPrefixIsKept(t *testing.T) {
 		mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
-	t.Cleanup(func() { srv.Close(); ts.Close(); store.Close() })
+	t.Cleanup(ts.Close)
 
 	e := startHost(t, localserver.Config{UpstreamURL: ts.URL + "/myapi/"})
-	key := newKey()
+	key := testsupport.NewKey()
 	if code, _ := e.post(key, "message", `{"text":"hi"}`); code != 202 {
 		t.Fatalf("enqueue: %d", code)
 	}
@@ -96,7 +94,7 @@ func TestAnUpstreamPathPrefixIsKept(t *testing.T) {
 	if keys, _ := store.AppliedKeys(t.Context()); !slices.Equal(keys, []string{key}) {
 		t.Fatalf("upstream applied %v, want [%s]", keys, key)
 	}
-	waitFor(t, "the host to follow the events under the prefix", func() bool {
+	testsupport.WaitFor(t, "the host to follow the events under the prefix", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(seen, "GET /myapi/v1/events/ws")
@@ -128,10 +126,10 @@ func TestAHostOnAnotherLoopbackAddressWorks(t *testing.T) {
 			if resp, data := e.req("GET", "/api/status", nil, nil); resp.StatusCode != 200 {
 				t.Fatalf("GET /api/status with Host %s: %d %s", e.url, resp.StatusCode, data)
 			}
-			if code, _ := e.post(newKey(), "message", `{"text":"hi"}`); code != 202 {
+			if code, _ := e.post(testsupport.NewKey(), "message", `{"text":"hi"}`); code != 202 {
 				t.Fatalf("enqueue: %d", code)
 			}
-			resp, data := e.req("POST", "/api/actions", `{"type":"message","payload":{}}`, map[string]string{"Origin": e.url, "Idempotency-Key": newKey()})
+			resp, data := e.req("POST", "/api/actions", `{"type":"message","payload":{}}`, map[string]string{"Origin": e.url, "Idempotency-Key": testsupport.NewKey()})
 			if resp.StatusCode != 202 {
 				t.Fatalf("enqueue with Origin %s: %d %s", e.url, resp.StatusCode, data)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/upstream"
 )
@@ -20,7 +21,7 @@ func applyElsewhere(t *testing.T, store *upstream.Store, n int) []string {
 	var acts []upstream.Action
 	var keys []string
 	for i := 0; i < n; i++ {
-		k := newKey()
+		k := testsupport.NewKey()
 		keys = append(keys, k)
 		acts = append(acts, upstream.Action{Key: k, Type: "message", Payload: json.RawMessage(`{"text":"from elsewhere"}`), CreatedAt: time.Now()})
 	}
@@ -66,7 +67,7 @@ func TestEventsCursor(t *testing.T) {
 		sub.Close()
 		last := msgs[len(msgs)-1].Cursor
 		// What a SIGKILL would leave: the file as it is while running.
-		waitFor(t, "the cursor on disk to reach the last announced message", func() bool { return savedCursor(e.dataDir) == last })
+		testsupport.WaitFor(t, "the cursor on disk to reach the last announced message", func() bool { return savedCursor(e.dataDir) == last })
 
 		// A restart from that file announces only what is new.
 		e.restart()
@@ -84,7 +85,7 @@ func TestEventsCursor(t *testing.T) {
 		defer sub.Close()
 		applyElsewhere(t, e.upStore, 3)
 		last := nextMessages(t, sub, 3)[2].Cursor
-		waitFor(t, "the cursor on disk", func() bool { return savedCursor(e.dataDir) == last })
+		testsupport.WaitFor(t, "the cursor on disk", func() bool { return savedCursor(e.dataDir) == last })
 		e.stop()
 		fi, err := os.Stat(filepath.Join(e.dataDir, "events-cursor"))
 		if err != nil || fi.Mode().Perm() != 0o600 {

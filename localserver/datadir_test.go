@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
@@ -22,7 +22,7 @@ import (
 func openErr(t *testing.T, dir, upURL string, reset bool) error {
 	t.Helper()
 	h, err := localserver.Open(localserver.Config{DataDir: dir, Addr: "127.0.0.1:0", UpstreamURL: upURL, ResetOutbox: reset,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Logger: testsupport.Logger(t)})
 	if err == nil {
 		h.Close()
 	}
@@ -38,7 +38,7 @@ func TestDataDirLock(t *testing.T) {
 			t.Fatalf("second Open: %v\nwant it to say %q", err, want)
 		}
 		// The first host is untouched.
-		if code, _ := e.post(newKey(), "message", `{}`); code != 202 {
+		if code, _ := e.post(testsupport.NewKey(), "message", `{}`); code != 202 {
 			t.Fatalf("first host after the refused second: POST = %d", code)
 		}
 	})
@@ -113,7 +113,7 @@ func checkPrivate(t *testing.T, dir string, mustHave ...string) {
 func TestDataDirPermissions(t *testing.T) {
 	t.Run("a new data dir and every file in it are private, SQLite's -wal and -shm included", func(t *testing.T) {
 		e := startHost(t, localserver.Config{WorkOffline: true})
-		e.post(newKey(), "message", `{}`)
+		e.post(testsupport.NewKey(), "message", `{}`)
 		checkPrivate(t, e.dataDir, "outbox.db", "outbox.db-wal", "outbox.db-shm", "push.db", "push.db-wal", "api-token", "lock")
 	})
 
@@ -133,7 +133,7 @@ func TestDataDirPermissions(t *testing.T) {
 			}
 		}
 		e := startHost(t, localserver.Config{DataDir: dir, WorkOffline: true})
-		e.post(newKey(), "message", `{}`)
+		e.post(testsupport.NewKey(), "message", `{}`)
 		checkPrivate(t, dir, "outbox.db", "outbox.db-wal", "events-cursor", "push.db")
 	})
 }
@@ -143,7 +143,7 @@ func TestDataDirPermissions(t *testing.T) {
 func usedDataDir(t *testing.T) (dir, upURL string) {
 	t.Helper()
 	e := startHost(t, localserver.Config{WorkOffline: true})
-	if code, _ := e.post(newKey(), "message", `{"text":"queued"}`); code != 202 {
+	if code, _ := e.post(testsupport.NewKey(), "message", `{"text":"queued"}`); code != 202 {
 		t.Fatalf("POST = %d", code)
 	}
 	e.stop()
@@ -190,7 +190,7 @@ func TestOutboxFile(t *testing.T) {
 		if fi, err := os.Stat(baks[0]); err != nil || fi.Size() != 0 {
 			t.Fatalf("backup %s: %v, want the 0-byte file", baks[0], err)
 		}
-		if code, a := e.post(newKey(), "message", `{}`); code != 202 || a.ID != 1 {
+		if code, a := e.post(testsupport.NewKey(), "message", `{}`); code != 202 || a.ID != 1 {
 			t.Fatalf("enqueue after reset = %d id %d, want 202 in a new outbox", code, a.ID)
 		}
 		// The new outbox is the data dir's outbox now: a restart keeps it.
@@ -220,13 +220,13 @@ func TestOutboxFile(t *testing.T) {
 		}
 		var batch []outbox.NewAction
 		for i := 0; i < 2000; i++ {
-			batch = append(batch, outbox.NewAction{Key: newKey(), Type: "message", Payload: json.RawMessage(`{"text":"` + strings.Repeat("x", 100) + `"}`)})
+			batch = append(batch, outbox.NewAction{Key: testsupport.NewKey(), Type: "message", Payload: json.RawMessage(`{"text":"` + strings.Repeat("x", 100) + `"}`)})
 		}
 		if _, err := db.EnqueueBatch(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
-		damagePage(t, path, 30)
+		testsupport.DamagePage(t, path, 30)
 
 		err = openErr(t, dir, upURL, false)
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "--reset-outbox") {
@@ -241,27 +241,11 @@ func TestOutboxFile(t *testing.T) {
 	})
 }
 
-// damagePage overwrites one 4 KiB page of a database file with junk.
-func damagePage(t *testing.T, path string, page int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if fi, _ := f.Stat(); fi.Size() < int64(page)*4096 {
-		t.Fatalf("%s has %d bytes: too small to damage page %d", path, fi.Size(), page)
-	}
-	if _, err := f.WriteAt([]byte(strings.Repeat("\xff\x00\x13\x37", 1024)), int64(page-1)*4096); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestDataDirWithSpecialCharacters(t *testing.T) {
 	t.Run("a data dir whose path holds ? # and % works", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "my?sync#tray%20")
 		e := startHost(t, localserver.Config{DataDir: dir, WorkOffline: true})
-		if code, _ := e.post(newKey(), "message", `{}`); code != 202 {
+		if code, _ := e.post(testsupport.NewKey(), "message", `{}`); code != 202 {
 			t.Fatalf("POST = %d", code)
 		}
 		for _, name := range []string{"outbox.db", "push.db"} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"synctray/internal/failure"
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/syncer"
 )
@@ -19,7 +20,7 @@ func TestAFullDiskAnswers507AndSaysSo(t *testing.T) {
 	var resp *http.Response
 	var data []byte
 	for i := range 500 {
-		resp, data = e.req("POST", "/api/actions", `{"type":"message","payload":`+payload+`}`, map[string]string{"Idempotency-Key": newKey()})
+		resp, data = e.req("POST", "/api/actions", `{"type":"message","payload":`+payload+`}`, map[string]string{"Idempotency-Key": testsupport.NewKey()})
 		if resp.StatusCode != http.StatusAccepted {
 			break
 		}
@@ -40,7 +41,7 @@ func TestAFullDiskAnswers507AndSaysSo(t *testing.T) {
 		t.Fatalf("queued = %d, want the %d acknowledged ones kept", got, stored)
 	}
 	// The batch endpoint and cancel say the same.
-	resp, data = e.req("POST", "/api/actions/batch", `{"actions":[{"key":"`+newKey()+`","type":"m","payload":`+payload+`}]}`, nil)
+	resp, data = e.req("POST", "/api/actions/batch", `{"actions":[{"key":"`+testsupport.NewKey()+`","type":"m","payload":`+payload+`}]}`, nil)
 	if resp.StatusCode != http.StatusInsufficientStorage {
 		t.Errorf("batch = %d %s, want 507", resp.StatusCode, data)
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"synctray/internal/failure"
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
@@ -179,7 +181,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, upStore, upURL := newUpstream(t, upstream.Options{})
+			_, upStore, upURL := testupstream.Start(t, upstream.Options{})
 			front, frontURL := newFaultyFront(t, upURL)
 			front.set(tc.fault)
 			e := startHost(t, localserver.Config{UpstreamURL: frontURL, Sync: syncer.Options{
@@ -190,7 +192,7 @@ func TestFaultMatrix(t *testing.T) {
 			var keys []string
 			poisonKey := ""
 			for i := range n {
-				k := newKey()
+				k := testsupport.NewKey()
 				payload := fmt.Sprintf(`{"text":"m%d"}`, i)
 				if tc.poison && i == n/2 {
 					payload, poisonKey = `{"text":"`+poisonText+`"}`, k
@@ -205,7 +207,7 @@ func TestFaultMatrix(t *testing.T) {
 
 			// The state the host reports, within a few seconds.
 			var st localserver.Status
-			waitFor(t, "state "+tc.state, func() bool {
+			testsupport.WaitFor(t, "state "+tc.state, func() bool {
 				st = e.status()
 				okCode := tc.code == "" && st.Problem == nil || st.Problem != nil && st.Problem.Code == tc.code
 				return st.State == tc.state && okCode && (!tc.poison || st.Counts[outbox.Failed] == 1)
@@ -242,7 +244,7 @@ func TestFaultMatrix(t *testing.T) {
 					t.Fatalf("Sync now after the fix = %d %s", resp.StatusCode, data)
 				}
 			}
-			waitFor(t, "everything synced after the fix", func() bool {
+			testsupport.WaitFor(t, "everything synced after the fix", func() bool {
 				c := e.status().Counts
 				return c[outbox.Queued]+c[outbox.Syncing] == 0
 			})

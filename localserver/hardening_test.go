@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"synctray/assets"
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 )
 
@@ -74,14 +75,14 @@ func TestRefusedRequestsAreAnsweredWithoutReadingTheirBody(t *testing.T) {
 func TestASlowBodyIsCutOffAtTheBodyTimeout(t *testing.T) {
 	e := startHost(t, localserver.Config{WorkOffline: true, BodyTimeout: 200 * time.Millisecond})
 	head := "POST /api/actions HTTP/1.1\r\nHost: " + strings.TrimPrefix(e.url, "http://") +
-		"\r\nAuthorization: Bearer " + e.token + "\r\nIdempotency-Key: " + newKey() + "\r\nContent-Length: 5000\r\n\r\n"
+		"\r\nAuthorization: Bearer " + e.token + "\r\nIdempotency-Key: " + testsupport.NewKey() + "\r\nContent-Length: 5000\r\n\r\n"
 	resp, closed := rawRequest(t, e, head)
 	if resp.StatusCode != http.StatusRequestTimeout || !closed {
 		t.Fatalf("status = %d, closed = %v; want 408 and the connection closed", resp.StatusCode, closed)
 	}
 	// A request whose body arrives in time is unaffected, and so is the
 	// rest of the request after its body (the deadline is lifted).
-	if code, _ := e.post(newKey(), "message", `{"text":"in time"}`); code != 202 {
+	if code, _ := e.post(testsupport.NewKey(), "message", `{"text":"in time"}`); code != 202 {
 		t.Fatalf("enqueue = %d, want 202", code)
 	}
 }
@@ -201,14 +202,14 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 			"{\"type\":\"message\",\"payload\":{\"text\":\"caf\xe9\"}}",
 			"{\"type\":\"mess\xffage\",\"payload\":{\"text\":\"hi\"}}",
 		} {
-			resp, data := e.req("POST", "/api/actions", body, map[string]string{"Idempotency-Key": newKey()})
+			resp, data := e.req("POST", "/api/actions", body, map[string]string{"Idempotency-Key": testsupport.NewKey()})
 			if resp.StatusCode != 400 || !strings.Contains(string(data), "UTF-8") {
 				t.Errorf("%q: status = %d %s, want 400 naming UTF-8", body, resp.StatusCode, data)
 			}
 		}
 	})
 	t.Run("in a batch, action by action", func(t *testing.T) {
-		good, badPayload, badType := newKey(), newKey(), newKey()
+		good, badPayload, badType := testsupport.NewKey(), testsupport.NewKey(), testsupport.NewKey()
 		body := `{"actions":[` +
 			`{"key":"` + good + `","type":"message","payload":{"text":"ok"}},` +
 			`{"key":"` + badPayload + "\",\"type\":\"message\",\"payload\":{\"text\":\"caf\xe9\"}}," +
@@ -281,7 +282,7 @@ func TestSessionsCanBeRevoked(t *testing.T) {
 	}
 	defer byCookie.Close()
 	byToken := dialWS(t, e)
-	waitFor(t, "two subscriptions", func() bool { return e.host.Hub().Subscribers() == 2 })
+	testsupport.WaitFor(t, "two subscriptions", func() bool { return e.host.Hub().Subscribers() == 2 })
 	unused := e.host.LoginURL()
 	keyBefore, _ := os.ReadFile(filepath.Join(e.dataDir, "session-key"))
 
@@ -302,7 +303,7 @@ func TestSessionsCanBeRevoked(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "the cookie's subscription to end", func() bool { return e.host.Hub().Subscribers() == 1 })
+	testsupport.WaitFor(t, "the cookie's subscription to end", func() bool { return e.host.Hub().Subscribers() == 1 })
 	byToken.SetWriteDeadline(time.Now().Add(time.Second))
 	if err := byToken.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)); err != nil {
 		t.Errorf("the token's WebSocket was closed too: %v", err)

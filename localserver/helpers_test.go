@@ -5,17 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/upstream"
@@ -38,26 +35,13 @@ type env struct {
 	done   chan error
 }
 
-// newUpstream starts a reference upstream for the test.
-func newUpstream(t testing.TB, opts upstream.Options) (*upstream.Server, *upstream.Store, string) {
-	t.Helper()
-	store, err := upstream.OpenStore(filepath.Join(t.TempDir(), "upstream.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := upstream.NewServer(store, opts)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() { srv.Close(); ts.Close(); store.Close() })
-	return srv, store, ts.URL
-}
-
 // startHost opens and runs a host; cfg.DataDir and cfg.UpstreamURL are
 // filled in when empty.
 func startHost(t testing.TB, cfg localserver.Config) *env {
 	t.Helper()
 	e := &env{t: t}
 	if cfg.UpstreamURL == "" {
-		e.up, e.upStore, e.upURL = newUpstream(t, upstream.Options{})
+		e.up, e.upStore, e.upURL = testupstream.Start(t, upstream.Options{})
 		cfg.UpstreamURL = e.upURL
 	}
 	if cfg.DataDir == "" {
@@ -67,7 +51,7 @@ func startHost(t testing.TB, cfg localserver.Config) *env {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Logger = testsupport.Logger(t)
 	}
 	e.cfg = cfg
 	e.dataDir = cfg.DataDir
@@ -231,18 +215,4 @@ func mustUnmarshal(t testing.TB, data []byte, v any) {
 	}
 }
 
-func newKey() string { return uuid.Must(uuid.NewV7()).String() }
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-// waitFor polls cond until it holds; it fails the test after 15 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

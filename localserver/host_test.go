@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
@@ -19,7 +21,7 @@ import (
 
 func TestEnqueueIsIdempotent(t *testing.T) {
 	e := startHost(t, localserver.Config{WorkOffline: true})
-	key := newKey()
+	key := testsupport.NewKey()
 	code, first := e.post(key, "message", `{"text":"hello"}`)
 	if code != 202 || first.State != outbox.Queued || first.Key != key {
 		t.Fatalf("first POST = %d %+v, want 202 queued", code, first)
@@ -39,7 +41,7 @@ func TestEnqueueIsIdempotent(t *testing.T) {
 
 func TestBatchEnqueue(t *testing.T) {
 	e := startHost(t, localserver.Config{WorkOffline: true})
-	k1, k2 := newKey(), newKey()
+	k1, k2 := testsupport.NewKey(), testsupport.NewKey()
 	e.post(k1, "message", `{"n":1}`)
 	resp, data := e.req("POST", "/api/actions/batch", map[string]any{"actions": []map[string]any{
 		{"key": k1, "type": "message", "payload": map[string]int{"n": 1}},
@@ -69,18 +71,18 @@ func TestSyncToUpstream(t *testing.T) {
 		e.up.SetFaults(upstream.Faults{Down: true})
 		var keys []string
 		for i := 0; i < 10; i++ {
-			k := newKey()
+			k := testsupport.NewKey()
 			keys = append(keys, k)
 			if code, _ := e.post(k, "message", fmt.Sprintf(`{"n":%d}`, i)); code != 202 {
 				t.Fatalf("POST = %d", code)
 			}
 		}
-		waitFor(t, "the host to notice the upstream is down", func() bool { return !e.status().Online })
+		testsupport.WaitFor(t, "the host to notice the upstream is down", func() bool { return !e.status().Online })
 		if c := e.status().Counts; c[outbox.Queued]+c[outbox.Syncing] != 10 || c[outbox.Synced] != 0 {
 			t.Fatalf("counts while down = %v, want 10 queued", c)
 		}
 		e.up.SetFaults(upstream.Faults{})
-		waitFor(t, "drained", func() bool { return e.status().Counts[outbox.Synced] == 10 })
+		testsupport.WaitFor(t, "drained", func() bool { return e.status().Counts[outbox.Synced] == 10 })
 		if got := e.upstreamEvents(); !slices.Equal(got, keys) {
 			t.Fatalf("upstream apply order = %v, want %v", got, keys)
 		}
@@ -91,9 +93,9 @@ func TestSyncToUpstream(t *testing.T) {
 
 	t.Run("a rejected action fails and does not block later ones", func(t *testing.T) {
 		e := startHost(t, localserver.Config{WorkOffline: true})
-		_, a := e.post(newKey(), "message", `{"n":1}`)
-		_, bad := e.post(newKey(), "message", `{"_reject":"not allowed here"}`)
-		_, c := e.post(newKey(), "message", `{"n":3}`)
+		_, a := e.post(testsupport.NewKey(), "message", `{"n":1}`)
+		_, bad := e.post(testsupport.NewKey(), "message", `{"_reject":"not allowed here"}`)
+		_, c := e.post(testsupport.NewKey(), "message", `{"n":3}`)
 		resp, data := e.req("POST", "/api/sync", nil, nil)
 		if resp.StatusCode != 200 {
 			t.Fatalf("sync = %d %s", resp.StatusCode, data)
@@ -120,8 +122,8 @@ func TestSyncToUpstream(t *testing.T) {
 		clk := clock.NewFake(time.Now().Truncate(time.Second))
 		e := startHost(t, localserver.Config{Sync: syncer.Options{Clock: clk, MinBackoff: time.Second, Jitter: func() float64 { return 0.5 }}})
 		e.up.SetFaults(upstream.Faults{ThrottleRate: 1, RetryAfter: 120 * time.Second})
-		_, a := e.post(newKey(), "message", `{}`)
-		waitFor(t, "the 429 to be recorded", func() bool { return e.get(a.ID).Attempts == 1 && e.get(a.ID).State == outbox.Queued })
+		_, a := e.post(testsupport.NewKey(), "message", `{}`)
+		testsupport.WaitFor(t, "the 429 to be recorded", func() bool { return e.get(a.ID).Attempts == 1 && e.get(a.ID).State == outbox.Queued })
 		got := e.get(a.ID)
 		if got.NextAttemptAt == nil || got.NextAttemptAt.Sub(clk.Now()) != 120*time.Second {
 			t.Fatalf("next attempt = %v, want now+120s", got.NextAttemptAt)
@@ -133,7 +135,7 @@ func TestSyncToUpstream(t *testing.T) {
 			t.Fatalf("attempts = %d before Retry-After elapsed, want 1", got.Attempts)
 		}
 		clk.Advance(time.Second)
-		waitFor(t, "synced after Retry-After", func() bool { return e.get(a.ID).State == outbox.Synced })
+		testsupport.WaitFor(t, "synced after Retry-After", func() bool { return e.get(a.ID).State == outbox.Synced })
 	})
 
 	t.Run("cancel and force sync work in work-offline mode", func(t *testing.T) {
@@ -142,8 +144,8 @@ func TestSyncToUpstream(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("mode = %d %s", resp.StatusCode, data)
 		}
-		_, keep := e.post(newKey(), "message", `{"n":1}`)
-		_, drop := e.post(newKey(), "message", `{"n":2}`)
+		_, keep := e.post(testsupport.NewKey(), "message", `{"n":1}`)
+		_, drop := e.post(testsupport.NewKey(), "message", `{"n":2}`)
 		time.Sleep(50 * time.Millisecond)
 		if got := e.get(keep.ID); got.State != outbox.Queued {
 			t.Fatalf("working offline, action is %s, want queued", got.State)
@@ -176,7 +178,7 @@ func TestSyncToUpstream(t *testing.T) {
 	})
 
 	t.Run("after a restart, actions left syncing are resent and applied once", func(t *testing.T) {
-		_, upStore, upURL := newUpstream(t, upstream.Options{})
+		_, upStore, upURL := testupstream.Start(t, upstream.Options{})
 		dir := t.TempDir()
 		// Simulate a crash mid-batch: 6 actions claimed, the upstream
 		// applied the first 3, and the host died before recording it.
@@ -186,7 +188,7 @@ func TestSyncToUpstream(t *testing.T) {
 		}
 		var keys []string
 		for i := 0; i < 6; i++ {
-			k := newKey()
+			k := testsupport.NewKey()
 			keys = append(keys, k)
 			if _, _, err := db.Enqueue(context.Background(), outbox.NewAction{Key: k, Type: "message", Payload: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
@@ -207,7 +209,7 @@ func TestSyncToUpstream(t *testing.T) {
 
 		e := startHost(t, localserver.Config{DataDir: dir, UpstreamURL: upURL})
 		e.upStore = upStore
-		waitFor(t, "all synced", func() bool { return e.status().Counts[outbox.Synced] == 6 })
+		testsupport.WaitFor(t, "all synced", func() bool { return e.status().Counts[outbox.Synced] == 6 })
 		got := e.appliedKeys()
 		slices.Sort(got)
 		slices.Sort(keys)
@@ -224,7 +226,7 @@ func TestSyncToUpstream(t *testing.T) {
 func TestListPaging(t *testing.T) {
 	e := startHost(t, localserver.Config{WorkOffline: true})
 	for i := 0; i < 7; i++ {
-		e.post(newKey(), "message", `{}`)
+		e.post(testsupport.NewKey(), "message", `{}`)
 	}
 	var ids []int64
 	cursor := int64(0)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
@@ -15,31 +16,31 @@ func TestWhatTheUpstreamCannotTakeIsRefusedAtEnqueue(t *testing.T) {
 
 	t.Run("a payload nested 9,998 deep is refused with 400 and a reason", func(t *testing.T) {
 		deep := strings.Repeat("[", 9998) + strings.Repeat("]", 9998)
-		resp, data := e.req("POST", "/api/actions", `{"type":"message","payload":`+deep+`}`, map[string]string{"Idempotency-Key": newKey()})
+		resp, data := e.req("POST", "/api/actions", `{"type":"message","payload":`+deep+`}`, map[string]string{"Idempotency-Key": testsupport.NewKey()})
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(data), "nests deeper than 1000 levels") {
 			t.Fatalf("enqueue = %d %s, want 400 saying how deep it may nest", resp.StatusCode, data)
 		}
 	})
 
 	t.Run("a payload of 50,000 '<' is sent as it is and synced", func(t *testing.T) {
-		st, a := e.post(newKey(), "message", `{"text":"`+strings.Repeat("<", 50000)+`"}`)
+		st, a := e.post(testsupport.NewKey(), "message", `{"text":"`+strings.Repeat("<", 50000)+`"}`)
 		if st != http.StatusAccepted {
 			t.Fatalf("enqueue = %d", st)
 		}
-		waitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
+		testsupport.WaitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
 	})
 
 	t.Run("40 payloads of 256 KiB go out in requests under the upstream's body limit", func(t *testing.T) {
 		big := `"` + strings.Repeat("x", outbox.MaxPayloadBytes-2) + `"`
 		var ids []int64
 		for range 40 {
-			st, a := e.post(newKey(), "blob", big)
+			st, a := e.post(testsupport.NewKey(), "blob", big)
 			if st != http.StatusAccepted {
 				t.Fatalf("enqueue = %d", st)
 			}
 			ids = append(ids, a.ID)
 		}
-		waitFor(t, "all 40 synced", func() bool { return e.get(ids[len(ids)-1]).State == outbox.Synced })
+		testsupport.WaitFor(t, "all 40 synced", func() bool { return e.get(ids[len(ids)-1]).State == outbox.Synced })
 		for _, id := range ids {
 			if a := e.get(id); a.State != outbox.Synced {
 				t.Fatalf("action %d = %s %q, want synced", id, a.State, a.LastError)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/push"
@@ -90,7 +91,7 @@ func TestManifestType(t *testing.T) {
 func TestWebSocketsCloseOnShutdown(t *testing.T) {
 	e := startHost(t, localserver.Config{})
 	c := dialWS(t, e)
-	waitFor(t, "subscription", func() bool { return e.host.Hub().Subscribers() == 1 })
+	testsupport.WaitFor(t, "subscription", func() bool { return e.host.Hub().Subscribers() == 1 })
 	e.stop()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
@@ -165,13 +166,13 @@ func TestPush(t *testing.T) {
 
 	t.Run("a message from another client is pushed and listed", func(t *testing.T) {
 		c := &upstream.Client{BaseURL: e.upURL}
-		key := newKey()
+		key := testsupport.NewKey()
 		if _, err := c.Send(context.Background(), []upstream.Action{{Key: key, Type: "message", Payload: json.RawMessage(`{"text":"from elsewhere"}`)}}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a push", func() bool { return ps.count() >= 1 })
+		testsupport.WaitFor(t, "a push", func() bool { return ps.count() >= 1 })
 		var got struct{ Messages []localserver.Message }
-		waitFor(t, "the message in /api/messages", func() bool {
+		testsupport.WaitFor(t, "the message in /api/messages", func() bool {
 			_, data := e.req("GET", "/api/messages?limit=10", nil, nil)
 			mustUnmarshal(t, data, &got)
 			return len(got.Messages) > 0 && got.Messages[len(got.Messages)-1].Key == key
@@ -180,9 +181,9 @@ func TestPush(t *testing.T) {
 
 	t.Run("our own messages are not pushed back to us", func(t *testing.T) {
 		before := ps.count()
-		_, a := e.post(newKey(), "message", `{"text":"mine"}`)
-		waitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
-		waitFor(t, "its echo in /api/messages, marked as ours", func() bool {
+		_, a := e.post(testsupport.NewKey(), "message", `{"text":"mine"}`)
+		testsupport.WaitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
+		testsupport.WaitFor(t, "its echo in /api/messages, marked as ours", func() bool {
 			_, data := e.req("GET", "/api/messages?limit=1", nil, nil)
 			return strings.Contains(string(data), a.Key) && strings.Contains(string(data), `"own":true`)
 		})
@@ -194,8 +195,8 @@ func TestPush(t *testing.T) {
 
 	t.Run("a rejected action is pushed", func(t *testing.T) {
 		before := ps.count()
-		e.post(newKey(), "message", `{"_reject":"spam"}`)
-		waitFor(t, "a push about the rejection", func() bool { return ps.count() > before })
+		e.post(testsupport.NewKey(), "message", `{"_reject":"spam"}`)
+		testsupport.WaitFor(t, "a push about the rejection", func() bool { return ps.count() > before })
 	})
 
 	t.Run("the backlog synced after being offline is announced once", func(t *testing.T) {
@@ -203,9 +204,9 @@ func TestPush(t *testing.T) {
 		defer sub.Close()
 		e.up.SetFaults(upstream.Faults{Down: true})
 		for i := 0; i < 3; i++ {
-			e.post(newKey(), "message", `{}`)
+			e.post(testsupport.NewKey(), "message", `{}`)
 		}
-		waitFor(t, "offline", func() bool { return !e.status().Online })
+		testsupport.WaitFor(t, "offline", func() bool { return !e.status().Online })
 		e.up.SetFaults(upstream.Faults{})
 		deadline := time.After(15 * time.Second)
 		for {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 )
 
@@ -29,20 +30,20 @@ func TestSecurity(t *testing.T) {
 	}{
 		{"a foreign Host is refused (DNS rebinding)", "GET", "/api/status", "", map[string]string{"Host": "evil.example:7717"}, 403, "forbidden_host"},
 		{"a foreign Host is refused on shell files too", "GET", "/", "", map[string]string{"Host": "attacker.test"}, 403, "forbidden_host"},
-		{"a foreign Origin on POST is refused", "POST", "/api/actions", body, map[string]string{"Origin": "https://evil.example", "Idempotency-Key": newKey()}, 403, "forbidden_origin"},
-		{"Origin null on POST is refused", "POST", "/api/actions", body, map[string]string{"Origin": "null", "Idempotency-Key": newKey()}, 403, "forbidden_origin"},
+		{"a foreign Origin on POST is refused", "POST", "/api/actions", body, map[string]string{"Origin": "https://evil.example", "Idempotency-Key": testsupport.NewKey()}, 403, "forbidden_origin"},
+		{"Origin null on POST is refused", "POST", "/api/actions", body, map[string]string{"Origin": "null", "Idempotency-Key": testsupport.NewKey()}, 403, "forbidden_origin"},
 		{"a cross-site fetch without Origin is refused", "POST", "/api/sync", "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403, "forbidden_origin"},
 		{"a missing token is 401", "GET", "/api/actions", "", map[string]string{"Authorization": ""}, 401, "unauthorized"},
 		{"a wrong token is 401", "GET", "/api/status", "", map[string]string{"Authorization": "Bearer " + strings.Repeat("0", 64)}, 401, "unauthorized"},
 		{"a non-bearer scheme is 401", "GET", "/api/status", "", map[string]string{"Authorization": "Basic Zm9vOmJhcg=="}, 401, "unauthorized"},
 		{"/ws without token is 401", "GET", "/ws", "", map[string]string{"Authorization": ""}, 401, "unauthorized"},
-		{"an oversize body is 413", "POST", "/api/actions", `{"type":"m","payload":"` + strings.Repeat("x", 1<<20) + `"}`, map[string]string{"Idempotency-Key": newKey()}, 413, "body_too_large"},
-		{"an oversize payload is 413", "POST", "/api/actions", `{"type":"m","payload":"` + strings.Repeat("x", 300<<10) + `"}`, map[string]string{"Idempotency-Key": newKey()}, 413, "payload_too_large"},
-		{"malformed JSON is 400", "POST", "/api/actions", `{"type":"m","payload":`, map[string]string{"Idempotency-Key": newKey()}, 400, "bad_json"},
-		{"a wrong type is 400", "POST", "/api/actions", `{"type":5,"payload":{}}`, map[string]string{"Idempotency-Key": newKey()}, 400, "bad_json"},
-		{"an unknown field is 400", "POST", "/api/actions", `{"type":"m","payload":{},"extra":1}`, map[string]string{"Idempotency-Key": newKey()}, 400, "bad_json"},
-		{"trailing data is 400", "POST", "/api/actions", `{"type":"m","payload":{}} {}`, map[string]string{"Idempotency-Key": newKey()}, 400, "bad_json"},
-		{"a missing payload is 400", "POST", "/api/actions", `{"type":"m"}`, map[string]string{"Idempotency-Key": newKey()}, 400, "invalid_action"},
+		{"an oversize body is 413", "POST", "/api/actions", `{"type":"m","payload":"` + strings.Repeat("x", 1<<20) + `"}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 413, "body_too_large"},
+		{"an oversize payload is 413", "POST", "/api/actions", `{"type":"m","payload":"` + strings.Repeat("x", 300<<10) + `"}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 413, "payload_too_large"},
+		{"malformed JSON is 400", "POST", "/api/actions", `{"type":"m","payload":`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 400, "bad_json"},
+		{"a wrong type is 400", "POST", "/api/actions", `{"type":5,"payload":{}}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 400, "bad_json"},
+		{"an unknown field is 400", "POST", "/api/actions", `{"type":"m","payload":{},"extra":1}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 400, "bad_json"},
+		{"trailing data is 400", "POST", "/api/actions", `{"type":"m","payload":{}} {}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 400, "bad_json"},
+		{"a missing payload is 400", "POST", "/api/actions", `{"type":"m"}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}, 400, "invalid_action"},
 		{"a missing Idempotency-Key is 400", "POST", "/api/actions", body, nil, 400, "missing_idempotency_key"},
 		{"a non-UUID Idempotency-Key is 400", "POST", "/api/actions", body, map[string]string{"Idempotency-Key": "abc"}, 400, "invalid_action"},
 		{"an unknown state filter is 400", "GET", "/api/actions?state=lost", "", nil, 400, "invalid_state"},
@@ -72,7 +73,7 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("the same Origin and no Origin are accepted", func(t *testing.T) {
 		for _, o := range []string{e.url, strings.Replace(e.url, "127.0.0.1", "localhost", 1), ""} {
-			resp, data := e.req("POST", "/api/actions", body, map[string]string{"Origin": o, "Idempotency-Key": newKey()})
+			resp, data := e.req("POST", "/api/actions", body, map[string]string{"Origin": o, "Idempotency-Key": testsupport.NewKey()})
 			if resp.StatusCode != 202 {
 				t.Fatalf("Origin %q: status = %d (%s), want 202", o, resp.StatusCode, data)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 )
@@ -29,8 +30,8 @@ func TestWebSocket(t *testing.T) {
 	t.Run("a client sees an action's state changes in order", func(t *testing.T) {
 		e := startHost(t, localserver.Config{WorkOffline: true})
 		c := dialWS(t, e)
-		waitFor(t, "subscription", func() bool { return e.host.Hub().Subscribers() == 1 })
-		_, a := e.post(newKey(), "message", `{"text":"hi"}`)
+		testsupport.WaitFor(t, "subscription", func() bool { return e.host.Hub().Subscribers() == 1 })
+		_, a := e.post(testsupport.NewKey(), "message", `{"text":"hi"}`)
 		e.req("POST", "/api/sync", nil, nil)
 		var states []outbox.State
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -55,7 +56,7 @@ func TestWebSocket(t *testing.T) {
 		e := startHost(t, localserver.Config{WorkOffline: true})
 		stuck := dialWS(t, e) // never reads
 		live := dialWS(t, e)
-		waitFor(t, "two subscriptions", func() bool { return e.host.Hub().Subscribers() == 2 })
+		testsupport.WaitFor(t, "two subscriptions", func() bool { return e.host.Hub().Subscribers() == 2 })
 		// Big events fill the stuck client's socket buffers, then its hub buffer.
 		big := json.RawMessage(`"` + strings.Repeat("x", 64<<10) + `"`)
 		const n = 2000
@@ -84,7 +85,7 @@ func TestWebSocket(t *testing.T) {
 		if seen := <-got; seen != n {
 			t.Fatalf("the live client saw %d of %d events", seen, n)
 		}
-		waitFor(t, "the stuck client to be dropped", func() bool { return e.host.Hub().Subscribers() == 1 })
+		testsupport.WaitFor(t, "the stuck client to be dropped", func() bool { return e.host.Hub().Subscribers() == 1 })
 		_ = stuck
 	})
 }

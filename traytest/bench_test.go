@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
 )
@@ -46,7 +47,7 @@ func prefilled(b *testing.B) string {
 			batch := make([]outbox.NewAction, 1000)
 			for j := range batch {
 				p, _ := json.Marshal(map[string]string{"text": fmt.Sprintf("message %d", i+j)})
-				batch[j] = outbox.NewAction{Key: newKey(), Type: "message", Payload: p}
+				batch[j] = outbox.NewAction{Key: testsupport.NewKey(), Type: "message", Payload: p}
 			}
 			if _, err := db.EnqueueBatch(ctx, batch); err != nil {
 				prefillErr = err
@@ -92,7 +93,7 @@ func BenchmarkTrayIdleMemory(b *testing.B) {
 	w := newWatcher(b, bus)
 	var idle, window float64
 	for i := 0; i < b.N; i++ {
-		p := start(b, env(b.TempDir(), disp, bus), dir, freeAddr(b), "--work-offline")
+		p := start(b, env(b.TempDir(), disp, bus), dir, testsupport.FreeAddr(b), "--work-offline")
 		p.waitHealthy(b)
 		w.item(b)
 		time.Sleep(3 * time.Second) // settle: GC, lazy page-ins
@@ -132,7 +133,7 @@ func BenchmarkTrayStartup(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				environ, addr := env(b.TempDir(), disp, bus), freeAddr(b)
+				environ, addr := env(b.TempDir(), disp, bus), testsupport.FreeAddr(b)
 				b.StartTimer()
 				t0 := time.Now()
 				p := start(b, environ, dir, addr, "--work-offline")

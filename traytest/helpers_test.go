@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,32 +17,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"synctray/internal/testsupport"
 )
 
 // binary is the synctray binary, built once in TestMain.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "synctray-traytest")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "synctray")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Dir = ".." // the module root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build synctray: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	stopXvfb()
-	os.RemoveAll(dir)
-	if prefillDir != "" {
-		os.RemoveAll(prefillDir)
-	}
-	os.Exit(code)
+	testsupport.MainWithBinary(m, "synctray", &binary, func() {
+		stopXvfb()
+		if prefillDir != "" {
+			os.RemoveAll(prefillDir)
+		}
+	})
 }
 
 // need fails the test when a tool is missing: these tests run for real in CI.
@@ -151,22 +136,6 @@ func sessionBus(t testing.TB) string {
 	return ""
 }
 
-// freeAddr picks a free loopback port below the ephemeral range, so that
-// no port-0 listener (the built-in upstream of the process it is for, or
-// anything else) can take it before synctray listens on it.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port in 20000–32000")
-	return ""
-}
-
 // env is the environment of a synctray process: a home of its own, the
 // given DISPLAY and session bus ("" leaves them out), English.
 func env(home, display, bus string, extra ...string) []string {
@@ -197,27 +166,10 @@ func env(home, display, bus string, extra ...string) []string {
 // proc is a running synctray.
 type proc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testsupport.SyncBuffer
 	done chan struct{}
 	base string
 	dir  string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs synctray with its data dir and address added to args.
@@ -226,7 +178,7 @@ func start(t testing.TB, environ []string, dataDir, addr string, args ...string)
 	args = append(args, "--data-dir", dataDir, "--addr", addr)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = environ
-	p := &proc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{}), base: "http://" + addr, dir: dataDir}
+	p := &proc{cmd: cmd, log: &testsupport.SyncBuffer{}, done: make(chan struct{}), base: "http://" + addr, dir: dataDir}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start synctray: %v", err)
@@ -333,7 +285,7 @@ func (p *proc) enqueue(t testing.TB, n int, text string) {
 	t.Helper()
 	var actions []map[string]any
 	for i := range n {
-		actions = append(actions, map[string]any{"key": newKey(), "type": "message", "payload": map[string]string{"text": fmt.Sprintf("%s %d", text, i+1)}})
+		actions = append(actions, map[string]any{"key": testsupport.NewKey(), "type": "message", "payload": map[string]string{"text": fmt.Sprintf("%s %d", text, i+1)}})
 	}
 	var res struct {
 		Results []struct {
@@ -342,20 +294,6 @@ func (p *proc) enqueue(t testing.TB, n int, text string) {
 	}
 	if code := p.api(t, "POST", "/api/actions/batch", map[string]any{"actions": actions}, &res); code != 200 || len(res.Results) != n {
 		t.Fatalf("enqueue: %d %+v", code, res)
-	}
-}
-
-func newKey() string { return uuid.Must(uuid.NewV7()).String() }
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

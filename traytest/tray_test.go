@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver/outboxdb"
 )
 
@@ -30,7 +31,7 @@ func TestTrayOverDBus(t *testing.T) {
 	bus := sessionBus(t)
 	w := newWatcher(t, bus)
 	home := t.TempDir()
-	p := start(t, env(home, disp, bus), t.TempDir(), freeAddr(t))
+	p := start(t, env(home, disp, bus), t.TempDir(), testsupport.FreeAddr(t))
 	p.waitHealthy(t)
 	item := w.item(t)
 
@@ -38,7 +39,7 @@ func TestTrayOverDBus(t *testing.T) {
 		return func() bool { return labels(w.menu(t, item)) == strings.Join(want, " | ") }
 	}
 	rest := []string{"---", "Open synctray", "Outbox…", "Sync now"}
-	eventually(t, "the menu of an empty outbox", menuIs(append(append([]string{"Online · all synced (disabled)"}, rest...),
+	testsupport.WaitFor(t, "the menu of an empty outbox", menuIs(append(append([]string{"Online · all synced (disabled)"}, rest...),
 		"Work offline", "Start at login", "---", "Quit")...))
 	if c := w.iconColour(t, item); c != colourSynced {
 		t.Errorf("icon colour %s, want the synced one %s", c, colourSynced)
@@ -46,13 +47,13 @@ func TestTrayOverDBus(t *testing.T) {
 
 	// Work offline really pauses sync.
 	w.click(t, item, "Work offline")
-	eventually(t, "work offline in the host", func() bool { return p.status(t).WorkOffline })
-	eventually(t, "the menu says working offline", menuIs(append(append([]string{"Working offline · all synced (disabled)"}, rest...),
+	testsupport.WaitFor(t, "work offline in the host", func() bool { return p.status(t).WorkOffline })
+	testsupport.WaitFor(t, "the menu says working offline", menuIs(append(append([]string{"Working offline · all synced (disabled)"}, rest...),
 		"Work offline [x]", "Start at login", "---", "Quit")...))
-	eventually(t, "the offline icon", func() bool { return w.iconColour(t, item) == colourOffline })
+	testsupport.WaitFor(t, "the offline icon", func() bool { return w.iconColour(t, item) == colourOffline })
 
 	p.enqueue(t, 3, "from the test")
-	eventually(t, "the status line counts the queue", menuIs(append(append([]string{"Working offline · 3 queued (disabled)"}, rest...),
+	testsupport.WaitFor(t, "the status line counts the queue", menuIs(append(append([]string{"Working offline · 3 queued (disabled)"}, rest...),
 		"Work offline [x]", "Start at login", "---", "Quit")...))
 	time.Sleep(300 * time.Millisecond)
 	if st := p.status(t); st.Counts["queued"] != 3 || st.Counts["synced"] != 0 {
@@ -61,23 +62,23 @@ func TestTrayOverDBus(t *testing.T) {
 
 	// Sync now really sends them to the built-in upstream.
 	w.click(t, item, "Sync now")
-	eventually(t, "three actions synced", func() bool {
+	testsupport.WaitFor(t, "three actions synced", func() bool {
 		st := p.status(t)
 		return st.Counts["synced"] == 3 && st.Counts["queued"] == 0
 	})
-	eventually(t, "the status line after the sync", menuIs(append(append([]string{"Working offline · all synced (disabled)"}, rest...),
+	testsupport.WaitFor(t, "the status line after the sync", menuIs(append(append([]string{"Working offline · all synced (disabled)"}, rest...),
 		"Work offline [x]", "Start at login", "---", "Quit")...))
 	// The backlog went out after working offline: one desktop notification.
-	eventually(t, "the back-online notification", func() bool {
+	testsupport.WaitFor(t, "the back-online notification", func() bool {
 		return slices.Contains(w.notifications(), note{"io.github.synctray", "Back online", "3 actions synced"})
 	})
 
 	// Back to automatic sync; an action enqueued now goes out by itself.
 	w.click(t, item, "Work offline")
-	eventually(t, "automatic sync again", func() bool { return !p.status(t).WorkOffline })
+	testsupport.WaitFor(t, "automatic sync again", func() bool { return !p.status(t).WorkOffline })
 	p.enqueue(t, 1, "automatic")
-	eventually(t, "synced by itself", func() bool { return p.status(t).Counts["synced"] == 4 })
-	eventually(t, "online and synced", menuIs(append(append([]string{"Online · all synced (disabled)"}, rest...),
+	testsupport.WaitFor(t, "synced by itself", func() bool { return p.status(t).Counts["synced"] == 4 })
+	testsupport.WaitFor(t, "online and synced", menuIs(append(append([]string{"Online · all synced (disabled)"}, rest...),
 		"Work offline", "Start at login", "---", "Quit")...))
 	if c := w.iconColour(t, item); c != colourSynced {
 		t.Errorf("icon colour %s, want the synced one %s", c, colourSynced)
@@ -86,14 +87,14 @@ func TestTrayOverDBus(t *testing.T) {
 	// Start at login writes the XDG autostart entry.
 	w.click(t, item, "Start at login")
 	desktop := filepath.Join(home, ".config", "autostart", "io.github.synctray.desktop")
-	eventually(t, "the autostart file", func() bool { _, err := os.Stat(desktop); return err == nil })
-	eventually(t, "Start at login checked", func() bool { return strings.Contains(labels(w.menu(t, item)), "Start at login [x]") })
+	testsupport.WaitFor(t, "the autostart file", func() bool { _, err := os.Stat(desktop); return err == nil })
+	testsupport.WaitFor(t, "Start at login checked", func() bool { return strings.Contains(labels(w.menu(t, item)), "Start at login [x]") })
 	b, _ := os.ReadFile(desktop)
 	if !strings.Contains(string(b), "\nExec="+binary+" ") || !strings.Contains(string(b), `"--data-dir=`+p.dir+`"`) {
 		t.Errorf("autostart file:\n%s", b)
 	}
 	w.click(t, item, "Start at login")
-	eventually(t, "the autostart file removed", func() bool { _, err := os.Stat(desktop); return os.IsNotExist(err) })
+	testsupport.WaitFor(t, "the autostart file removed", func() bool { _, err := os.Stat(desktop); return os.IsNotExist(err) })
 
 	// Quit is graceful: the process exits 0 and the outbox is closed.
 	w.click(t, item, "Quit")
@@ -141,7 +142,7 @@ func TestInspectorWindowUnderXvfb(t *testing.T) {
 	disp := display(t)
 	bus := sessionBus(t)
 	w := newWatcher(t, bus)
-	home, dir, addr := t.TempDir(), t.TempDir(), freeAddr(t)
+	home, dir, addr := t.TempDir(), t.TempDir(), testsupport.FreeAddr(t)
 	environ := env(home, disp, bus)
 	p := start(t, environ, dir, addr, "--work-offline")
 	p.waitHealthy(t)
@@ -166,7 +167,7 @@ func TestInspectorWindowUnderXvfb(t *testing.T) {
 
 	shot := filepath.Join(artifacts(t), "inspector.png")
 	var colours int
-	eventually(t, "the window on screen", func() bool {
+	testsupport.WaitFor(t, "the window on screen", func() bool {
 		colours = screenshot(t, disp, shot)
 		return colours >= 8
 	})
@@ -210,14 +211,14 @@ func screenshot(t *testing.T, disp, path string) int {
 // the window instead, and a clean stop on SIGTERM (no panic in godbus).
 func TestWithoutSessionBus(t *testing.T) {
 	disp := display(t)
-	p := start(t, env(t.TempDir(), disp, ""), t.TempDir(), freeAddr(t))
+	p := start(t, env(t.TempDir(), disp, ""), t.TempDir(), testsupport.FreeAddr(t))
 	p.waitHealthy(t)
-	eventually(t, "the log line", func() bool { return strings.Contains(p.log.String(), "no session bus") })
+	testsupport.WaitFor(t, "the log line", func() bool { return strings.Contains(p.log.String(), "no session bus") })
 	if code := p.api(t, "POST", "/api/ui/show", nil, nil); code != 200 {
 		t.Errorf("POST /api/ui/show: %d, want 200 (the window)", code)
 	}
 	p.enqueue(t, 2, "no bus")
-	eventually(t, "synced without a tray", func() bool { return p.status(t).Counts["synced"] == 2 })
+	testsupport.WaitFor(t, "synced without a tray", func() bool { return p.status(t).Counts["synced"] == 2 })
 	p.stop(t)
 	checkClosedOutbox(t, p.dir, 2)
 }
@@ -225,10 +226,10 @@ func TestWithoutSessionBus(t *testing.T) {
 // TestWithoutDisplay runs `synctray` where there is no display: it serves
 // like `synctray serve` and says so.
 func TestWithoutDisplay(t *testing.T) {
-	p := start(t, env(t.TempDir(), "", ""), t.TempDir(), freeAddr(t))
+	p := start(t, env(t.TempDir(), "", ""), t.TempDir(), testsupport.FreeAddr(t))
 	p.waitHealthy(t)
 	want := "no display: running without the tray; `synctray serve` does this explicitly"
-	eventually(t, "the log line", func() bool { return strings.Contains(p.log.String(), want) })
+	testsupport.WaitFor(t, "the log line", func() bool { return strings.Contains(p.log.String(), want) })
 	if code := p.api(t, "POST", "/api/ui/show", nil, nil); code != 501 {
 		t.Errorf("POST /api/ui/show: %d, want 501 (no window)", code)
 	}
@@ -239,7 +240,7 @@ func TestWithoutDisplay(t *testing.T) {
 // running `synctray serve` (no window) opens the browser through a login
 // link and exits 0, instead of failing on the port.
 func TestSecondStartOpensTheBrowserWhenServing(t *testing.T) {
-	dir, addr, home := t.TempDir(), freeAddr(t), t.TempDir()
+	dir, addr, home := t.TempDir(), testsupport.FreeAddr(t), t.TempDir()
 	p := start(t, env(home, "", ""), dir, addr, "serve")
 	p.waitHealthy(t)
 
@@ -255,7 +256,7 @@ func TestSecondStartOpensTheBrowserWhenServing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second start: %v\n%s", err, out)
 	}
-	eventually(t, "the browser opened", func() bool {
+	testsupport.WaitFor(t, "the browser opened", func() bool {
 		b, _ := os.ReadFile(opened)
 		return strings.Contains(string(b), p.base+"/login?token=")
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"synctray/internal/sqlitedb"
+	"synctray/internal/testsupport"
 )
 
 var ctx = context.Background()
@@ -30,15 +31,6 @@ func mustOpen(tb testing.TB, path string, opts sqlitedb.Options) *sqlitedb.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
-}
-
-func perm(tb testing.TB, path string) os.FileMode {
-	tb.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return fi.Mode().Perm()
 }
 
 func TestOpen(t *testing.T) {
@@ -123,7 +115,7 @@ func TestOpen(t *testing.T) {
 		db := mustOpen(t, path, sqlitedb.Options{Migrations: schema})
 		db.W.ExecContext(ctx, `INSERT INTO notes (body) VALUES ('x')`)
 		for _, p := range sqlitedb.Files(path) {
-			if m := perm(t, p); m != 0o600 {
+			if m := testsupport.Perm(t, p); m != 0o600 {
 				t.Errorf("%s: mode %v, want 0600", filepath.Base(p), m)
 			}
 		}
@@ -141,7 +133,7 @@ func TestOpen(t *testing.T) {
 		db2 := mustOpen(t, path, sqlitedb.Options{Migrations: schema})
 		db2.W.ExecContext(ctx, `INSERT INTO notes (body) VALUES ('y')`)
 		for _, p := range sqlitedb.Files(path) {
-			if m := perm(t, p); m != 0o600 {
+			if m := testsupport.Perm(t, p); m != 0o600 {
 				t.Errorf("%s: mode %v, want 0600", filepath.Base(p), m)
 			}
 		}
@@ -179,20 +171,6 @@ func fill(tb testing.TB, path string) {
 	}
 }
 
-// damagePage overwrites one page in the middle of the file.
-func damagePage(tb testing.TB, path string, page int) {
-	tb.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	junk := []byte(strings.Repeat("\xff\x00\x13", 4096/3))
-	if _, err := f.WriteAt(junk, int64(page-1)*4096); err != nil {
-		tb.Fatal(err)
-	}
-}
-
 func TestDamage(t *testing.T) {
 	t.Run("a file that is not a database is refused as damaged", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.db")
@@ -209,7 +187,7 @@ func TestDamage(t *testing.T) {
 	t.Run("a damaged page fails the quick check at open", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.db")
 		fill(t, path)
-		damagePage(t, path, 40)
+		testsupport.DamagePage(t, path, 40)
 		_, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: schema, QuickCheck: true})
 		if !errors.Is(err, sqlitedb.ErrDamaged) || !strings.Contains(err.Error(), "quick check") {
 			t.Fatalf("err = %v, want ErrDamaged from the quick check", err)
@@ -225,7 +203,7 @@ func TestDamage(t *testing.T) {
 	t.Run("IsCorrupt tells SQLITE_CORRUPT from a damaged page at run time", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.db")
 		fill(t, path)
-		damagePage(t, path, 40)
+		testsupport.DamagePage(t, path, 40)
 		db := mustOpen(t, path, sqlitedb.Options{Migrations: schema})
 		var n int
 		err := db.R.QueryRowContext(ctx, `SELECT count(*) FROM notes NOT INDEXED WHERE body LIKE '%y%'`).Scan(&n)

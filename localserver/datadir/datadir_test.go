@@ -9,17 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver/datadir"
 )
-
-func perm(tb testing.TB, path string) os.FileMode {
-	tb.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return fi.Mode().Perm()
-}
 
 func TestPrepare(t *testing.T) {
 	t.Run("a new data dir is made 0700", func(t *testing.T) {
@@ -27,7 +19,7 @@ func TestPrepare(t *testing.T) {
 		if err := datadir.Prepare(dir); err != nil {
 			t.Fatal(err)
 		}
-		if m := perm(t, dir); m != 0o700 {
+		if m := testsupport.Perm(t, dir); m != 0o700 {
 			t.Fatalf("mode = %v, want 0700", m)
 		}
 	})
@@ -41,7 +33,7 @@ func TestPrepare(t *testing.T) {
 		if err := datadir.Prepare(dir); err != nil {
 			t.Fatal(err)
 		}
-		if m := perm(t, dir); m != 0o700 {
+		if m := testsupport.Perm(t, dir); m != 0o700 {
 			t.Fatalf("mode = %v, want 0700", m)
 		}
 	})
@@ -68,7 +60,7 @@ func TestPrepare(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "belongs to another user") || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("err = %v, want a refusal naming the dir and its owner", err)
 		}
-		if m := perm(t, dir); m != 0o755 {
+		if m := testsupport.Perm(t, dir); m != 0o755 {
 			t.Fatalf("mode = %v: another user's dir was changed", m)
 		}
 	})
@@ -99,11 +91,11 @@ func TestRestrictFiles(t *testing.T) {
 			t.Fatalf("changed %v, want %v", changed, want)
 		}
 		for _, name := range []string{"outbox.db", "outbox.db-wal", "events-cursor", "ok"} {
-			if m := perm(t, filepath.Join(dir, name)); m != 0o600 {
+			if m := testsupport.Perm(t, filepath.Join(dir, name)); m != 0o600 {
 				t.Errorf("%s: mode %v, want 0600", name, m)
 			}
 		}
-		if m := perm(t, filepath.Join(dir, "api-token")); m != 0o644 {
+		if m := testsupport.Perm(t, filepath.Join(dir, "api-token")); m != 0o644 {
 			t.Errorf("api-token: mode %v, want it kept for its own check", m)
 		}
 	})
@@ -120,7 +112,7 @@ func TestWriteFileAtomic(t *testing.T) {
 		if b, _ := os.ReadFile(p); string(b) != "42\n" {
 			t.Fatalf("content = %q, want 42", b)
 		}
-		if m := perm(t, p); m != 0o600 {
+		if m := testsupport.Perm(t, p); m != 0o600 {
 			t.Fatalf("mode = %v, want 0600", m)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -210,7 +202,7 @@ func TestLock(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Release()
-		if m := perm(t, filepath.Join(dir, datadir.LockFile)); m != 0o600 {
+		if m := testsupport.Perm(t, filepath.Join(dir, datadir.LockFile)); m != 0o600 {
 			t.Fatalf("mode = %v, want 0600", m)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"synctray/internal/sqlitedb"
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 )
 
@@ -27,7 +28,7 @@ func benchEnqueue(b *testing.B, newKey func() string) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			_, created, err := db.Enqueue(ctx, outbox.NewAction{Key: newKey(), Type: "note.create", Payload: payload})
+			_, created, err := db.Enqueue(ctx, outbox.NewAction{Key: testsupport.NewKey(), Type: "note.create", Payload: payload})
 			if err != nil || !created {
 				b.Errorf("Enqueue: created=%v err=%v", created, err)
 				return
@@ -42,7 +43,7 @@ func benchEnqueue(b *testing.B, newKey func() string) {
 // BenchmarkEnqueueParallel: concurrent enqueues with time-ordered (v7)
 // keys, group-committed with synchronous=FULL.
 func BenchmarkEnqueueParallel(b *testing.B) {
-	benchEnqueue(b, func() string { return uuid.Must(uuid.NewV7()).String() })
+	benchEnqueue(b, testsupport.NewKey)
 }
 
 // BenchmarkEnqueueParallelRandomKeys: the same with random (v4) keys,
@@ -57,7 +58,7 @@ func BenchmarkEnqueueSerial(b *testing.B) {
 	payload := json.RawMessage(`{"note":"buy milk"}`)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := db.Enqueue(ctx, outbox.NewAction{Key: uuid.Must(uuid.NewV7()).String(), Type: "note.create", Payload: payload}); err != nil {
+		if _, _, err := db.Enqueue(ctx, outbox.NewAction{Key: testsupport.NewKey(), Type: "note.create", Payload: payload}); err != nil {
 			b.Fatal(err)
 		}
 	}

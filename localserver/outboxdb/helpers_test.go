@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 )
 
@@ -105,15 +104,13 @@ func mustOpenAt(tb testing.TB, path string, o Options) *DB {
 	return db
 }
 
-func newKey() string { return uuid.Must(uuid.NewV7()).String() }
-
 func newAction(key string) outbox.NewAction {
 	return outbox.NewAction{Key: key, Type: "note.create", Payload: json.RawMessage(fmt.Sprintf(`{"key":%q,"text":"hello"}`, key))}
 }
 
 func mustEnqueue(tb testing.TB, db *DB) outbox.Action {
 	tb.Helper()
-	a, created, err := db.Enqueue(ctx, newAction(newKey()))
+	a, created, err := db.Enqueue(ctx, newAction(testsupport.NewKey()))
 	if err != nil || !created {
 		tb.Fatalf("Enqueue: created=%v err=%v", created, err)
 	}
@@ -177,7 +174,7 @@ func bulkInsert(tb testing.TB, db *DB, n int) {
 	}
 	ts := fmtTime(time.Now())
 	for i := 0; i < n; i++ {
-		key := uuid.Must(uuid.NewV7()).String()
+		key := testsupport.NewKey()
 		state := outbox.States[i%len(outbox.States)]
 		res, err := ins.ExecContext(ctx, key, fmt.Sprintf(`{"n":%d,"text":"some note text of a typical size for a user action"}`, i), string(state), ts, ts)
 		if err != nil {

@@ -20,6 +20,22 @@ const (
 	maxListLimit     = 1000
 )
 
+// The queries below are constants so that TestQueryPlans explains exactly
+// the SQL the code runs.
+const (
+	// historySQL is the history of one action, oldest change first (Get).
+	historySQL = `SELECT at, from_state, to_state, detail FROM history WHERE action_id = ? ORDER BY id`
+	// listSQL and listByStateSQL are one page of actions, newest first (List).
+	listSQL        = `SELECT ` + actionCols + ` FROM actions WHERE id < ? ORDER BY id DESC LIMIT ?`
+	listByStateSQL = `SELECT ` + actionCols + ` FROM actions WHERE state = ? AND id < ? ORDER BY id DESC LIMIT ?`
+	// maxQueuedIDSQL is the id of the newest queued action (MaxQueuedID).
+	maxQueuedIDSQL = `SELECT id FROM actions WHERE state = 'queued' ORDER BY id DESC LIMIT 1`
+	// claimSQL moves the oldest queued actions up to an id to syncing (Claim).
+	claimSQL = `UPDATE actions SET state = 'syncing', attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL
+	 WHERE id IN (SELECT id FROM actions WHERE state = 'queued' AND id <= ? ORDER BY id LIMIT ?)
+	 RETURNING ` + actionCols
+)
+
 // Get returns an action and its history, oldest change first. Errors:
 // outbox.ErrNotFound.
 func (db *DB) Get(ctx context.Context, id int64) (outbox.Action, []outbox.Change, error) {
@@ -40,8 +56,7 @@ func (db *DB) Get(ctx context.Context, id int64) (outbox.Action, []outbox.Change
 	if err != nil {
 		return outbox.Action{}, nil, fmt.Errorf("get action %d: %w", id, err)
 	}
-	rows, err := tx.QueryContext(ctx,
-		`SELECT at, from_state, to_state, detail FROM history WHERE action_id = ? ORDER BY id`, id)
+	rows, err := tx.QueryContext(ctx, historySQL, id)
 	if err != nil {
 		return outbox.Action{}, nil, fmt.Errorf("get history of action %d: %w", id, err)
 	}
@@ -90,12 +105,9 @@ func (db *DB) List(ctx context.Context, q outbox.ListQuery) (outbox.Page, error)
 	)
 	// One more row than the page tells whether there is a next page.
 	if q.State == "" {
-		rows, err = db.r.QueryContext(ctx,
-			`SELECT `+actionCols+` FROM actions WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limit+1)
+		rows, err = db.r.QueryContext(ctx, listSQL, before, limit+1)
 	} else {
-		rows, err = db.r.QueryContext(ctx,
-			`SELECT `+actionCols+` FROM actions WHERE state = ? AND id < ? ORDER BY id DESC LIMIT ?`,
-			string(q.State), before, limit+1)
+		rows, err = db.r.QueryContext(ctx, listByStateSQL, string(q.State), before, limit+1)
 	}
 	if err != nil {
 		return outbox.Page{}, fmt.Errorf("list actions: %w", err)
@@ -151,8 +163,7 @@ func (db *DB) MaxQueuedID(ctx context.Context) (int64, error) {
 	}
 	defer db.gate.leave()
 	var id int64
-	err := db.r.QueryRowContext(ctx,
-		`SELECT id FROM actions WHERE state = 'queued' ORDER BY id DESC LIMIT 1`).Scan(&id)
+	err := db.r.QueryRowContext(ctx, maxQueuedIDSQL).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -332,11 +343,7 @@ func (db *DB) Claim(ctx context.Context, limit int, maxID int64) ([]outbox.Actio
 	var claimed []outbox.Action
 	err := db.write(ctx, func(tx *sql.Tx) ([]outbox.Action, error) {
 		now := fmtTime(db.stamp())
-		rows, err := tx.QueryContext(ctx,
-			`UPDATE actions SET state = 'syncing', attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL
-			 WHERE id IN (SELECT id FROM actions WHERE state = 'queued' AND id <= ? ORDER BY id LIMIT ?)
-			 RETURNING `+actionCols,
-			now, maxID, limit)
+		rows, err := tx.QueryContext(ctx, claimSQL, now, maxID, limit)
 		if err != nil {
 			return nil, err
 		}

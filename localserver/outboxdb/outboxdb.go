@@ -86,6 +86,9 @@ type writerStmts struct {
 
 const actionCols = "id, key, type, payload, state, attempts, last_error, next_attempt_at, created_at, updated_at, synced_at, response"
 
+// actionByKeySQL is the action with a key (the writer's prepared statement).
+const actionByKeySQL = `SELECT ` + actionCols + ` FROM actions WHERE key = ?`
+
 // Open opens (creating if needed, mode 0600) the outbox database at path,
 // quick-checks it and brings its schema up to date. Errors wrap
 // sqlitedb.ErrDamaged when the file is damaged.
@@ -143,8 +146,7 @@ func (s *writerStmts) prepare(ctx context.Context, w *sql.DB) error {
 		`INSERT INTO history (action_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)`); err != nil {
 		return fmt.Errorf("prepare insert history: %w", err)
 	}
-	if s.actionByKey, err = w.PrepareContext(ctx,
-		`SELECT `+actionCols+` FROM actions WHERE key = ?`); err != nil {
+	if s.actionByKey, err = w.PrepareContext(ctx, actionByKeySQL); err != nil {
 		return fmt.Errorf("prepare action by key: %w", err)
 	}
 	return nil

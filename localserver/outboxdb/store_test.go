@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 )
 
@@ -140,7 +141,7 @@ func TestTimestampsStoredFixedWidthUTC(t *testing.T) {
 
 func TestEnqueueIdempotent(t *testing.T) {
 	db, rec := openRec(t, Options{})
-	key := newKey()
+	key := testsupport.NewKey()
 	n := outbox.NewAction{Key: key, Type: "note.create", Payload: json.RawMessage(`{"text": "hi",  "n": [1, 2]}`)}
 	a1, created, err := db.Enqueue(ctx, n)
 	if err != nil || !created {
@@ -188,7 +189,7 @@ func TestEnqueueIdempotent(t *testing.T) {
 
 func TestEnqueueValidation(t *testing.T) {
 	db := mustOpen(t)
-	key := newKey()
+	key := testsupport.NewKey()
 	tests := []struct {
 		name     string
 		n        outbox.NewAction
@@ -230,7 +231,7 @@ func TestEnqueueBatch(t *testing.T) {
 	db, rec := openRec(t, Options{})
 	stored := mustEnqueue(t, db)
 	rec.take()
-	k1, k2 := newKey(), newKey()
+	k1, k2 := testsupport.NewKey(), testsupport.NewKey()
 	conflict := newAction(stored.Key)
 	conflict.Payload = json.RawMessage(`{"other":true}`)
 	ns := []outbox.NewAction{
@@ -292,7 +293,7 @@ func TestEnqueueConcurrent(t *testing.T) {
 	const workers, perWorker, distinct = 64, 100, 4000
 	keys := make([]string, distinct)
 	for i := range keys {
-		keys[i] = newKey()
+		keys[i] = testsupport.NewKey()
 	}
 	type result struct {
 		key     string
@@ -377,7 +378,7 @@ func TestEnqueueGroup(t *testing.T) {
 	db, rec := openRec(t, Options{})
 	stored := mustEnqueue(t, db)
 	rec.take()
-	key := newKey()
+	key := testsupport.NewKey()
 	type out struct {
 		a       outbox.Action
 		created bool
@@ -395,12 +396,12 @@ func TestEnqueueGroup(t *testing.T) {
 			na, c := newAction(key), ctx
 			switch {
 			case i%5 == 3:
-				na = newAction(newKey())
+				na = newAction(testsupport.NewKey())
 			case i == 4:
 				na = newAction(stored.Key)
 				na.Payload = json.RawMessage(`"conflict"`)
 			case i == 9:
-				na, c = newAction(newKey()), cctx
+				na, c = newAction(testsupport.NewKey()), cctx
 			}
 			outs[i].a, outs[i].created, outs[i].err = db.Enqueue(c, na)
 		}()
@@ -457,7 +458,7 @@ func TestEnqueueCancelledContext(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	for i := 0; i < 20; i++ {
-		if _, _, err := db.Enqueue(cctx, newAction(newKey())); !errors.Is(err, context.Canceled) {
+		if _, _, err := db.Enqueue(cctx, newAction(testsupport.NewKey())); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	}
@@ -987,21 +988,28 @@ func TestListLimits(t *testing.T) {
 
 // TestQueryPlans checks that the hot queries are index searches, never a
 // scan of the table or a sort, so they stay fast however large the outbox.
+// It explains the very constants the code runs.
 func TestQueryPlans(t *testing.T) {
 	db := mustOpen(t)
-	queries := map[string][]any{
-		`SELECT ` + actionCols + ` FROM actions WHERE id < ? ORDER BY id DESC LIMIT ?`:               {1, 1},
-		`SELECT ` + actionCols + ` FROM actions WHERE state = ? AND id < ? ORDER BY id DESC LIMIT ?`: {"queued", 1, 1},
-		`SELECT id FROM actions WHERE state = 'queued' AND id <= ? ORDER BY id LIMIT ?`:              {1, 1},
-		`SELECT id FROM actions WHERE state = 'queued' ORDER BY id DESC LIMIT 1`:                     {},
-		`SELECT at, from_state, to_state, detail FROM history WHERE action_id = ? ORDER BY id`:       {1},
-		`SELECT ` + actionCols + ` FROM actions WHERE key = ?`:                                       {"k"},
-		`DELETE FROM history WHERE action_id = ?`:                                                    {1},
+	queries := []struct {
+		name string
+		sql  string
+		args []any
+	}{
+		{"listSQL", listSQL, []any{1, 1}},
+		{"listByStateSQL", listByStateSQL, []any{"queued", 1, 1}},
+		{"claimSQL", claimSQL, []any{"2006-01-02T15:04:05Z", 1, 1}},
+		{"maxQueuedIDSQL", maxQueuedIDSQL, nil},
+		{"historySQL", historySQL, []any{1}},
+		{"actionByKeySQL", actionByKeySQL, []any{"k"}},
+		// No code runs this: it is the lookup SQLite makes for the history's
+		// ON DELETE CASCADE when Prune deletes actions.
+		{"cascade delete of history", `DELETE FROM history WHERE action_id = ?`, []any{1}},
 	}
-	for q, args := range queries {
-		rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+	for _, q := range queries {
+		rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.sql, q.args...)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", q.name, err)
 		}
 		var plan []string
 		for rows.Next() {
@@ -1012,10 +1020,13 @@ func TestQueryPlans(t *testing.T) {
 			}
 			plan = append(plan, detail)
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", q.name, err)
+		}
 		rows.Close()
 		joined := strings.Join(plan, " | ")
 		if !strings.Contains(joined, "SEARCH") || strings.Contains(joined, "SCAN") || strings.Contains(joined, "TEMP B-TREE") {
-			t.Errorf("query %q\nplan: %s", q, joined)
+			t.Errorf("%s: query %q\nplan: %s", q.name, q.sql, joined)
 		}
 	}
 }
@@ -1099,7 +1110,7 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				key := newKey()
+				key := testsupport.NewKey()
 				_, _, err := db.Enqueue(ctx, newAction(key))
 				if errors.Is(err, outbox.ErrClosed) {
 					return
@@ -1129,7 +1140,7 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 	if _, err := db.Claim(ctx, 1, 0); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Claim after Close: %v", err)
 	}
-	if _, err := db.EnqueueBatch(ctx, []outbox.NewAction{newAction(newKey())}); !errors.Is(err, outbox.ErrClosed) {
+	if _, err := db.EnqueueBatch(ctx, []outbox.NewAction{newAction(testsupport.NewKey())}); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("EnqueueBatch after Close: %v", err)
 	}
 	// Every acknowledged enqueue is there after reopening.

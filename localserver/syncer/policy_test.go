@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"synctray/internal/failure"
+	"synctray/internal/testsupport"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 	"synctray/upstream/protocol"
@@ -26,7 +27,7 @@ func TestFailurePolicy(t *testing.T) {
 		e.up.set(refusedBy(401), true)
 		e.enqueue(3, `{}`)
 		e.run()
-		waitFor(t, "blocked", func() bool { return e.eng.Status().State == syncer.StateBlocked && e.counts()[outbox.Syncing] == 0 })
+		testsupport.WaitFor(t, "blocked", func() bool { return e.eng.Status().State == syncer.StateBlocked && e.counts()[outbox.Syncing] == 0 })
 		st := e.eng.Status()
 		if st.Problem == nil || st.Problem.Code != failure.CodeUnauthorized || !strings.HasPrefix(st.Problem.Message, "Upstream refused the token") || st.Online {
 			t.Fatalf("status = %+v %+v, want blocked/unauthorized", st, st.Problem)
@@ -64,7 +65,7 @@ func TestFailurePolicy(t *testing.T) {
 			Path: "/v1/actions", StatusCode: 200, ContentType: "application/json", Reason: `result status "ok" is unknown`}, true)
 		e.enqueue(2, `{}`)
 		e.run()
-		waitFor(t, "blocked", func() bool { return e.eng.Status().State == syncer.StateBlocked })
+		testsupport.WaitFor(t, "blocked", func() bool { return e.eng.Status().State == syncer.StateBlocked })
 		p := e.eng.Status().Problem
 		want := `http://127.0.0.1:7737 does not speak synctray protocol v1 (POST /v1/actions answered 200 application/json: result status "ok" is unknown)`
 		if p.Code != failure.CodeProtocol || p.Message != want {
@@ -93,7 +94,7 @@ func TestFailurePolicy(t *testing.T) {
 		bad := e.enqueue(1, `{"Poison":true}`)[0]
 		acts = append(acts, e.enqueue(62, `{"text":"fine"}`)...)
 		e.run()
-		waitFor(t, "99 synced", func() bool { return e.counts()[outbox.Synced] == 99 })
+		testsupport.WaitFor(t, "99 synced", func() bool { return e.counts()[outbox.Synced] == 99 })
 		got, hist, _ := e.db.Get(context.Background(), bad.ID)
 		if got.State != outbox.Failed || !strings.Contains(got.LastError, "payload too deep") {
 			t.Fatalf("poison action = %s %q, want failed with the upstream's reason", got.State, got.LastError)
@@ -133,7 +134,7 @@ func TestFailurePolicy(t *testing.T) {
 		big := `{"text":"` + strings.Repeat("x", 20<<10) + `"}`
 		e.enqueue(10, big)
 		e.run()
-		waitFor(t, "10 synced", func() bool { return e.counts()[outbox.Synced] == 10 })
+		testsupport.WaitFor(t, "10 synced", func() bool { return e.counts()[outbox.Synced] == 10 })
 		if s, _ := e.up.counts(); s < 4 {
 			t.Errorf("%d requests for 10 × 20 KiB under a 64 KiB limit, want at least 4", s)
 		}
@@ -198,7 +199,7 @@ func TestOutcomesTheStoreCouldNotWriteAreWrittenOnceItCan(t *testing.T) {
 	e.eng = eng
 	e.enqueue(5, `{}`)
 	e.run()
-	waitFor(t, "disk_full", func() bool {
+	testsupport.WaitFor(t, "disk_full", func() bool {
 		p := eng.Status().Problem
 		return p != nil && p.Code == failure.CodeDiskFull
 	})
@@ -207,7 +208,7 @@ func TestOutcomesTheStoreCouldNotWriteAreWrittenOnceItCan(t *testing.T) {
 	}
 	store.set(false)
 	e.clk.Advance(time.Minute) // the store's backoff
-	waitFor(t, "recorded without a restart", func() bool { return e.counts()[outbox.Synced] == 5 })
+	testsupport.WaitFor(t, "recorded without a restart", func() bool { return e.counts()[outbox.Synced] == 5 })
 	if s, _ := e.up.counts(); s != 1 {
 		t.Errorf("sent %d times, want once: the outcome was kept, not the batch resent", s)
 	}

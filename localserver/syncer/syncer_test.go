@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"synctray/internal/testsupport"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
@@ -146,7 +145,7 @@ func (e *env) enqueue(n int, payload string) []outbox.Action {
 	e.t.Helper()
 	var out []outbox.Action
 	for i := 0; i < n; i++ {
-		a, _, err := e.db.Enqueue(context.Background(), outbox.NewAction{Key: uuid.Must(uuid.NewV7()).String(), Type: "message", Payload: json.RawMessage(payload)})
+		a, _, err := e.db.Enqueue(context.Background(), outbox.NewAction{Key: testsupport.NewKey(), Type: "message", Payload: json.RawMessage(payload)})
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -164,22 +163,10 @@ func (e *env) counts() outbox.Counts {
 	return c
 }
 
-// waitFor polls cond until it holds; it fails the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // waitTimer waits until the engine has armed a timer due at or after at.
 func (e *env) waitTimerAt(at time.Time) {
 	e.t.Helper()
-	waitFor(e.t, "engine timer at "+at.Format(time.TimeOnly), func() bool {
+	testsupport.WaitFor(e.t, "engine timer at "+at.Format(time.TimeOnly), func() bool {
 		n, next := e.clk.Waiters()
 		return n > 0 && !next.Before(at)
 	})
@@ -190,7 +177,7 @@ func TestEngine(t *testing.T) {
 		e := newEnv(t, syncer.Options{BatchSize: 7})
 		acts := e.enqueue(50, `{"text":"hi"}`)
 		e.run()
-		waitFor(t, "all synced", func() bool { return e.counts()[outbox.Synced] == 50 })
+		testsupport.WaitFor(t, "all synced", func() bool { return e.counts()[outbox.Synced] == 50 })
 		sends, seen := e.up.counts()
 		if sends != 8 { // ceil(50/7)
 			t.Errorf("sends = %d, want 8", sends)
@@ -211,7 +198,7 @@ func TestEngine(t *testing.T) {
 		bad := e.enqueue(1, `{"_reject":"too rude"}`)[0]
 		e.enqueue(3, `{"text":"b"}`)
 		e.run()
-		waitFor(t, "4 synced", func() bool { return e.counts()[outbox.Synced] == 4 })
+		testsupport.WaitFor(t, "4 synced", func() bool { return e.counts()[outbox.Synced] == 4 })
 		got, _, err := e.db.Get(context.Background(), bad.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +216,7 @@ func TestEngine(t *testing.T) {
 		// Jitter is 1, so each wait is the full ceiling: 1s, 2s, 4s, 5s, 5s.
 		at := e.start
 		for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
-			waitFor(t, fmt.Sprintf("attempt %d", i+1), func() bool { s, _ := e.up.counts(); return s == i+1 })
+			testsupport.WaitFor(t, fmt.Sprintf("attempt %d", i+1), func() bool { s, _ := e.up.counts(); return s == i+1 })
 			at = e.clk.Now().Add(want)
 			e.waitTimerAt(at)
 			if _, next := e.clk.Waiters(); !next.Equal(at) {
@@ -245,7 +232,7 @@ func TestEngine(t *testing.T) {
 			e.clk.Advance(want)
 		}
 		e.up.set(nil, true)
-		waitFor(t, "all synced", func() bool { return e.counts()[outbox.Synced] == 3 })
+		testsupport.WaitFor(t, "all synced", func() bool { return e.counts()[outbox.Synced] == 3 })
 		_, seen := e.up.counts()
 		for i, a := range acts {
 			if seen[i] != a.Key {
@@ -285,7 +272,7 @@ func TestEngine(t *testing.T) {
 			t.Fatalf("sent %d times before Retry-After elapsed, want 1", s)
 		}
 		e.clk.Advance(time.Second)
-		waitFor(t, "synced after Retry-After", func() bool { return e.counts()[outbox.Synced] == 2 })
+		testsupport.WaitFor(t, "synced after Retry-After", func() bool { return e.counts()[outbox.Synced] == 2 })
 	})
 
 	t.Run("work offline pauses sync; force sync still sends, and the pause stays", func(t *testing.T) {
@@ -306,7 +293,7 @@ func TestEngine(t *testing.T) {
 			t.Fatalf("after force sync: counts %v, status %+v; want 1 queued, still working offline", c, e.eng.Status())
 		}
 		e.eng.SetWorkOffline(false)
-		waitFor(t, "resumed sync", func() bool { return e.counts()[outbox.Synced] == 4 })
+		testsupport.WaitFor(t, "resumed sync", func() bool { return e.counts()[outbox.Synced] == 4 })
 	})
 
 	t.Run("force sync stops at the first transient failure and reports it", func(t *testing.T) {
@@ -330,7 +317,7 @@ func TestEngine(t *testing.T) {
 		e.waitTimerAt(e.start.Add(5 * time.Second)) // the probe
 		e.up.set(nil, true)
 		e.clk.Advance(5 * time.Second) // the probe succeeds; the hour of backoff is not waited
-		waitFor(t, "synced after reconnect", func() bool { return e.counts()[outbox.Synced] == 2 })
+		testsupport.WaitFor(t, "synced after reconnect", func() bool { return e.counts()[outbox.Synced] == 2 })
 		if st := e.eng.Status(); !st.Online || st.OfflineSince != nil {
 			t.Errorf("status = %+v, want online", st)
 		}
@@ -341,10 +328,10 @@ func TestEngine(t *testing.T) {
 		e := newEnv(t, syncer.Options{})
 		e.enqueue(10, `{}`)
 		e.run()
-		waitFor(t, "synced", func() bool { return e.counts()[outbox.Synced] == 10 })
+		testsupport.WaitFor(t, "synced", func() bool { return e.counts()[outbox.Synced] == 10 })
 		e.stop()
 		e.stop = nil
 		e.db.Close()
-		waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		testsupport.WaitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	})
 }

@@ -1,0 +1,164 @@
+// Package testsupport holds the helpers the tests of several packages
+// share: free ports, idempotency keys, polling with a deadline, building the
+// real binary once, a log buffer and a few file helpers.
+//
+// It is a normal package so that tests in any package can import it, but
+// only tests import it: no production code may.
+package testsupport
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// FreeAddr picks a free loopback address ("127.0.0.1:port") for a server
+// the test starts later. It picks below the kernel's ephemeral range (32768
+// and up on Linux), so that no port-0 listener or outgoing connection (the
+// built-in upstream of the process it is for, or anything else) takes it
+// before the server listens on it. Another test picking at random may still
+// take it; a caller that restarts a server on the address should retry with
+// a new one when it is taken.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	tb.Fatal("no free port in 20000-31999")
+	return ""
+}
+
+// NewKey returns a new idempotency key (a UUIDv7).
+func NewKey() string { return uuid.Must(uuid.NewV7()).String() }
+
+// WaitDeadline is how long WaitFor polls before it fails the test. It bounds
+// a wait for something that should happen, not how fast it happens: it is
+// long so that a slow machine does not fail a test.
+const WaitDeadline = 15 * time.Second
+
+// WaitFor polls cond every few milliseconds until it holds; it fails the test
+// ("timed out waiting for <what>") after WaitDeadline.
+func WaitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(WaitDeadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BuildBinary builds the main package pkg (an import path such as
+// "synctray") into a new temporary directory, for a TestMain to build the
+// real binary once for all of its package's tests. It returns the binary's
+// path and a cleanup that removes the directory. It returns an error rather
+// than failing a test, as TestMain has none; the error includes the output
+// of go build.
+func BuildBinary(pkg string) (bin string, cleanup func(), err error) {
+	name := path.Base(pkg)
+	dir, err := os.MkdirTemp("", name+"-test")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// MainWithBinary is a whole TestMain for tests of a binary: it builds pkg
+// with BuildBinary, sets *bin to its path, runs the tests, runs after (if not
+// nil), removes the binary and exits with the tests' code. It exits 1 when
+// the build fails.
+func MainWithBinary(m *testing.M, pkg string, bin *string, after func()) {
+	p, cleanup, err := BuildBinary(pkg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = p
+	code := m.Run()
+	if after != nil {
+		after()
+	}
+	cleanup()
+	os.Exit(code)
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a process's or a
+// logger's output that a test reads while it is written.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what has been written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Logger returns a logger that writes warnings and errors to the test's
+// output.
+func Logger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Perm returns the permission bits of the file at path.
+func Perm(tb testing.TB, path string) os.FileMode {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// DamagePage overwrites page (counted from 1) of the SQLite file at path,
+// with the default 4,096-byte pages, with junk. It fails the test when the
+// file does not reach that page.
+func DamagePage(tb testing.TB, path string, page int) {
+	tb.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if fi.Size() < int64(page)*4096 {
+		tb.Fatalf("%s has %d bytes: too small to damage page %d", path, fi.Size(), page)
+	}
+	if _, err := f.WriteAt([]byte(strings.Repeat("\xff\x00\x13\x37", 1024)), int64(page-1)*4096); err != nil {
+		tb.Fatal(err)
+	}
+}
