@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/localserver"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
@@ -16,15 +17,15 @@ func TestTheHostRunsOnItsOneClock(t *testing.T) {
 	t.Run("synced actions are pruned after the retention", func(t *testing.T) {
 		clk := clock.NewFake(time.Now().Truncate(time.Second))
 		e := startHost(t, localserver.Config{Clock: clk, Retention: 24 * time.Hour})
-		_, a := e.post(newKey(), "message", `{"text":"old"}`)
-		waitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
+		_, a := e.post(testsupport.NewKey(), "message", `{"text":"old"}`)
+		testsupport.WaitFor(t, "synced", func() bool { return e.get(a.ID).State == outbox.Synced })
 		clk.Advance(23 * time.Hour) // the hourly prune runs, but the action is younger than a day
 		resp, _ := e.req("GET", "/api/actions/"+itoa(a.ID), nil, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("action pruned before the retention: %d", resp.StatusCode)
 		}
 		clk.Advance(2 * time.Hour)
-		waitFor(t, "the action to be pruned", func() bool {
+		testsupport.WaitFor(t, "the action to be pruned", func() bool {
 			resp, _ := e.req("GET", "/api/actions/"+itoa(a.ID), nil, nil)
 			return resp.StatusCode == http.StatusNotFound
 		})

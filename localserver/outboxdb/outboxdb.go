@@ -18,8 +18,8 @@ package outboxdb
 
 import (
 	"context"
-	"encoding/json"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"

@@ -247,7 +247,7 @@ func TestADiskFullProblemEndsWhenTheDiskHasRoomAgain(t *testing.T) {
 	}
 	e.waitTimerAt(e.start.Add(5 * time.Second))
 	e.clk.Advance(5 * time.Second)
-	waitFor(t, "a first check", func() bool { store.mu.Lock(); defer store.mu.Unlock(); return store.checks >= 1 })
+	testsupport.WaitFor(t, "a first check", func() bool { store.mu.Lock(); defer store.mu.Unlock(); return store.checks >= 1 })
 	if p := eng.Status().Problem; p == nil || p.Code != failure.CodeDiskFull {
 		t.Fatalf("problem after a failed check = %+v, want disk_full still", p)
 	}
@@ -256,7 +256,7 @@ func TestADiskFullProblemEndsWhenTheDiskHasRoomAgain(t *testing.T) {
 	store.mu.Unlock()
 	e.waitTimerAt(e.clk.Now().Add(5 * time.Second))
 	e.clk.Advance(5 * time.Second)
-	waitFor(t, "the problem to end", func() bool { return eng.Status().Problem == nil })
+	testsupport.WaitFor(t, "the problem to end", func() bool { return eng.Status().Problem == nil })
 	if st := eng.Status(); st.State != syncer.StateWorkingOffline {
 		t.Fatalf("state = %s, want working_offline (the user's pause stands)", st.State)
 	}
@@ -275,7 +275,7 @@ func TestADamagedOutboxBlocksWithStorageNotTheUpstream(t *testing.T) {
 	e.eng = eng
 	e.enqueue(3, `{}`)
 	e.run()
-	waitFor(t, "storage problem", func() bool { p := eng.Status().Problem; return p != nil && p.Code == failure.CodeStorage })
+	testsupport.WaitFor(t, "storage problem", func() bool { p := eng.Status().Problem; return p != nil && p.Code == failure.CodeStorage })
 	st := eng.Status()
 	if st.State != syncer.StateBlocked || !strings.Contains(st.Problem.Message, "/data/outbox.db is damaged") {
 		t.Fatalf("status = %+v %+v, want blocked naming the file", st, st.Problem)
