@@ -26,6 +26,7 @@ import (
 	"synctray/assets"
 	"synctray/localserver/clock"
 	"synctray/localserver/datadir"
+	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/push"
@@ -65,6 +66,17 @@ type Config struct {
 	Assets fs.FS
 	// Push tunes Web Push (coalescing window, HTTP client for tests).
 	Push push.Options
+	// UpstreamProtocol is how the upstream is spoken to: ProtocolSynctray
+	// (protocol v1, the default) or ProtocolHTTP (any HTTP backend: pages
+	// write to /upstream/<path> and the host replays each write to
+	// UpstreamURL/<path>).
+	UpstreamProtocol string
+	// UpstreamHeaders are added to every request to an HTTP upstream
+	// (credentials from --upstream-header-file); pages never see them.
+	UpstreamHeaders http.Header
+	// ForwardHeaders are request headers kept with a write besides
+	// httpup.StoredHeaders (--forward-header).
+	ForwardHeaders []string
 	// OutboxMaxPages caps outbox.db at that many 4 KiB pages, as a disk
 	// quota would (writes past it answer 507); 0: no cap.
 	OutboxMaxPages int
@@ -97,6 +109,7 @@ type Host struct {
 	ownOrder     []string
 	offlineSince bool // went offline (or worked offline) since the last sync report
 
+	waits       waiters // writes waiting for their upstream answer (HTTP mode)
 	statusDirty chan struct{}
 	closeOnce   sync.Once
 	closeErr    error
@@ -117,6 +130,16 @@ func Open(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	if err := cfg.Sync.Validate(); err != nil {
+		return nil, fmt.Errorf("open host: %w", err)
+	}
+	switch cfg.UpstreamProtocol {
+	case "":
+		cfg.UpstreamProtocol = ProtocolSynctray
+	case ProtocolSynctray, ProtocolHTTP:
+	default:
+		return nil, fmt.Errorf("open host: upstream protocol %q: want %q or %q", cfg.UpstreamProtocol, ProtocolSynctray, ProtocolHTTP)
+	}
+	if err := httpup.CheckForward(cfg.ForwardHeaders); err != nil {
 		return nil, fmt.Errorf("open host: %w", err)
 	}
 	if cfg.Addr == "" {
@@ -233,12 +256,24 @@ func Open(cfg Config) (*Host, error) {
 	so.Logger = h.log.With("component", "sync")
 	so.OnStatus = h.statusChanged
 	so.OnReport = h.synced
-	h.engine = syncer.New(h.db, h.client, so)
+	var fw *httpup.Forwarder
+	if cfg.UpstreamProtocol == ProtocolHTTP {
+		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
+		fw = &httpup.Forwarder{Base: base, Headers: cfg.UpstreamHeaders}
+		h.engine = syncer.NewHTTP(h.db, fw, so)
+	} else {
+		h.engine = syncer.New(h.db, h.client, so)
+	}
 
 	mux := http.NewServeMux()
 	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
 		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
+	if fw != nil {
+		mux.Handle(httpup.Prefix+"/", &upstreamHandler{a: a, forward: cfg.ForwardHeaders, waits: &h.waits})
+	} else {
+		mux.HandleFunc(httpup.Prefix+"/", notHTTPMode)
+	}
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
@@ -350,7 +385,9 @@ func (h *Host) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { h.engine.Run(ctx) })
 	wg.Go(func() { h.statusLoop(ctx) })
-	wg.Go(func() { h.follow(ctx) })
+	if h.cfg.UpstreamProtocol == ProtocolSynctray {
+		wg.Go(func() { h.follow(ctx) }) // inbound events are a protocol v1 feature
+	}
 	wg.Go(func() { h.pruneLoop(ctx) })
 	wg.Go(func() { h.sender.Run(ctx) })
 	h.log.Info("synctray host listening", "url", h.URL(), "upstream", h.cfg.UpstreamURL, "data_dir", h.cfg.DataDir)
@@ -394,6 +431,7 @@ func (h *Host) login(w http.ResponseWriter, r *http.Request) {
 func (h *Host) actionsChanged(acts []outbox.Action) {
 	for i := range acts {
 		a := acts[i]
+		h.waits.done(a)
 		h.hub.Publish(Event{Kind: "action", Action: &a})
 		switch a.State {
 		case outbox.Syncing, outbox.Synced: // remembered before it is sent: its echo can beat our own record

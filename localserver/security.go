@@ -260,7 +260,8 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "forbidden_host", fmt.Sprintf("host %q is not this synctray host", r.Host))
 			return
 		}
-		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" || r.URL.Path == "/ws"
+		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" || r.URL.Path == "/ws" ||
+			strings.HasPrefix(r.URL.Path, "/upstream/") || r.URL.Path == "/upstream"
 		stateChanging := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 		upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 		if (stateChanging || upgrade) && !g.originAllowed(r) {

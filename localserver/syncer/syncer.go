@@ -151,6 +151,7 @@ type Engine struct {
 	storeFails   int
 	backoffUntil time.Time        // our own backoff; a successful probe lifts it
 	notBefore    time.Time        // the upstream's Retry-After (capped); only a success lifts it
+	answered     bool             // the last failure was an HTTP answer (5xx, 429): the upstream is there, and no probe shortcuts the backoff
 	pending      []outbox.Outcome // outcomes the store could not record yet
 }
 
@@ -308,7 +309,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.mu.Lock()
 		paused := e.st.WorkOffline || e.blocked != nil
-		offline := e.unreachable != nil
+		offline := e.unreachable != nil && !e.answered
 		storeProblem := e.storage != nil
 		wait := e.retryAtLocked().Sub(e.o.Clock.Now())
 		e.mu.Unlock()
@@ -722,6 +723,7 @@ func (e *Engine) failed(err error, offline bool) time.Time {
 	summary := failure.Summary(err)
 	var retryAt time.Time
 	e.update(func() {
+		e.answered = he != nil
 		e.failures++
 		e.backoffUntil = now.Add(e.backoff.Delay(e.failures, 0))
 		if retryAfter > 0 {
