@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"synctray/localserver"
@@ -26,6 +29,10 @@ type hostFlags struct {
 	resetOutbox       bool
 	batch             int
 	retention         time.Duration
+	protocol          string
+	headerFile        string
+	concurrency       int
+	forward           []string
 	given             map[string]bool // flags given on the command line (parseArgs)
 }
 
@@ -38,6 +45,53 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&h.resetOutbox, "reset-outbox", false, "if the outbox is missing, empty or damaged, move what is left aside (outbox.db.bak-TIME) and start with an empty one; a healthy outbox is kept")
 	fs.IntVar(&h.batch, "batch-size", 250, fmt.Sprintf("actions per upstream request (1 to %d)", upstream.MaxBatch))
 	fs.DurationVar(&h.retention, "retention", 7*24*time.Hour, "how long synced and cancelled actions are kept")
+	fs.StringVar(&h.protocol, "upstream-protocol", localserver.ProtocolSynctray,
+		"how to talk to the upstream: synctray (protocol v1) or http (any HTTP backend: pages write to /upstream/PATH)")
+	fs.StringVar(&h.headerFile, "upstream-header-file", "", "http mode: file (mode 0600) of \"Name: value\" lines added to every upstream request, e.g. Authorization")
+	fs.IntVar(&h.concurrency, "upstream-concurrency", 1, "http mode: writes in flight at once (1 keeps their order)")
+	fs.Func("forward-header", "http mode: also keep and forward this request header (repeat, or comma-separated)", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				h.forward = append(h.forward, n)
+			}
+		}
+		return nil
+	})
+}
+
+// httpMode checks the HTTP-mode flags and reads the header file.
+func (h *hostFlags) httpMode(log *slog.Logger) (http.Header, error) {
+	if h.protocol != localserver.ProtocolHTTP {
+		if h.headerFile != "" || len(h.forward) > 0 || h.concurrency != 1 {
+			return nil, errors.New("--upstream-header-file, --forward-header and --upstream-concurrency need --upstream-protocol http")
+		}
+		return nil, nil
+	}
+	if h.upstream == "" {
+		return nil, errors.New("--upstream-protocol http needs --upstream URL (your backend)")
+	}
+	if h.concurrency < 1 || h.concurrency > 64 {
+		return nil, fmt.Errorf("--upstream-concurrency %d: want 1 to 64", h.concurrency)
+	}
+	if h.headerFile == "" {
+		return nil, nil
+	}
+	fi, err := os.Stat(h.headerFile)
+	if err != nil {
+		return nil, fmt.Errorf("upstream header file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("upstream header file %s is readable by other users (mode %v): chmod 600 it", h.headerFile, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(h.headerFile)
+	if err != nil {
+		return nil, fmt.Errorf("upstream header file: %w", err)
+	}
+	hdr, err := localserver.ParseHeaderFile(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("upstream header file %s: %w", h.headerFile, err)
+	}
+	return hdr, nil
 }
 
 // openHost opens the host, first starting the built-in upstream on
@@ -52,6 +106,10 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 		return nil, nil, fmt.Errorf("--batch-size %d: want 1 to %d (the protocol's limit per request)", h.batch, upstream.MaxBatch)
 	}
 	upToken, err := resolveToken(log, "upstream-token", h.upstreamToken, h.upstreamTokenFile, h.given)
+	if err != nil {
+		return nil, nil, err
+	}
+	upHeaders, err := h.httpMode(log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,7 +147,8 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 	host, err = localserver.Open(localserver.Config{
 		DataDir: h.dataDir, Addr: h.addr, UpstreamURL: upURL, UpstreamToken: upToken,
 		WorkOffline: h.workOffline, ResetOutbox: h.resetOutbox, Retention: h.retention,
-		Sync:   syncer.Options{BatchSize: h.batch},
+		UpstreamProtocol: h.protocol, UpstreamHeaders: upHeaders, ForwardHeaders: h.forward,
+		Sync:   syncer.Options{BatchSize: h.batch, Concurrency: h.concurrency},
 		Logger: log,
 		OnShow: onShow,
 	})

@@ -259,7 +259,14 @@ func Open(cfg Config) (*Host, error) {
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {
 		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
-		fw = &httpup.Forwarder{Base: base, Headers: cfg.UpstreamHeaders}
+		hdr := cfg.UpstreamHeaders.Clone()
+		if cfg.UpstreamToken != "" && hdr.Get("Authorization") == "" {
+			if hdr == nil {
+				hdr = http.Header{}
+			}
+			hdr.Set("Authorization", "Bearer "+cfg.UpstreamToken)
+		}
+		fw = &httpup.Forwarder{Base: base, Headers: hdr}
 		h.engine = syncer.NewHTTP(h.db, fw, so)
 	} else {
 		h.engine = syncer.New(h.db, h.client, so)
