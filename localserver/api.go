@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"synctray/internal/failure"
+	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
 	"synctray/localserver/push"
 	"synctray/localserver/syncer"
@@ -295,6 +296,9 @@ func intParam(s string, def, max int) (int, error) {
 // ActionWithHistory is the body of GET /api/actions/{id}.
 type ActionWithHistory struct {
 	outbox.Action
+	// Detail is the full story of an HTTP write: the request kept and the
+	// upstream's answer.
+	Detail  string          `json:"detail,omitempty"`
 	History []outbox.Change `json:"history"`
 }
 
@@ -308,7 +312,11 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ActionWithHistory{Action: act, History: hist})
+	out := ActionWithHistory{Action: act, History: hist}
+	if act.Type == httpup.ActionType {
+		out.Detail = httpup.Detail(act)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *api) cancel(w http.ResponseWriter, r *http.Request) {

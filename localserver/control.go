@@ -12,24 +12,24 @@ import (
 
 // List returns a page of actions, newest first.
 func (h *Host) List(ctx context.Context, q outbox.ListQuery) (outbox.Page, error) {
-	return h.db.List(ctx, q)
+	return describedStore{h.db}.List(ctx, q)
 }
 
 // Get returns an action with its history. Errors: outbox.ErrNotFound.
 func (h *Host) Get(ctx context.Context, id int64) (outbox.Action, []outbox.Change, error) {
-	return h.db.Get(ctx, id)
+	return describedStore{h.db}.Get(ctx, id)
 }
 
 // Cancel cancels a queued or failed action. Errors: outbox.ErrNotFound,
 // *outbox.TransitionError.
 func (h *Host) Cancel(ctx context.Context, id int64) (outbox.Action, error) {
-	return h.db.Cancel(ctx, id)
+	return describedStore{h.db}.Cancel(ctx, id)
 }
 
 // Retry queues a failed action again. Errors: outbox.ErrNotFound,
 // *outbox.TransitionError.
 func (h *Host) Retry(ctx context.Context, id int64) (outbox.Action, error) {
-	a, err := h.db.Retry(ctx, id)
+	a, err := describedStore{h.db}.Retry(ctx, id)
 	if err == nil {
 		h.engine.Kick()
 	}

@@ -273,7 +273,7 @@ func Open(cfg Config) (*Host, error) {
 	}
 
 	mux := http.NewServeMux()
-	a := &api{store: h.db, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
+	a := &api{store: describedStore{h.db}, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
 		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
 	if fw != nil {
@@ -438,6 +438,7 @@ func (h *Host) login(w http.ResponseWriter, r *http.Request) {
 func (h *Host) actionsChanged(acts []outbox.Action) {
 	for i := range acts {
 		a := acts[i]
+		describe(&a)
 		h.waits.done(a)
 		h.hub.Publish(Event{Kind: "action", Action: &a})
 		switch a.State {

@@ -58,6 +58,20 @@ func NewHTTPError(resp *http.Response, mode Mode, base string, body []byte) *HTT
 	return he
 }
 
+// ErrorText is the one-line reason in an error body (see errorText), for
+// people: "" when there is none.
+func ErrorText(body []byte, contentType string) string {
+	code, msg := errorText(body, contentType)
+	return cmpOr(msg, code)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // errorText finds the one-line reason in an error body: synctray's
 // {"error":{"code","message"}}, the common {"error":"..."},
 // {"message":"..."}, RFC 9457's {"title","detail"}, or the first line of

@@ -7,15 +7,21 @@
 package httpup
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"synctray/internal/failure"
+	"synctray/localserver/outbox"
 )
 
 // ActionType is the outbox type of an HTTP write.
@@ -149,9 +155,10 @@ func CheckForward(names []string) error {
 }
 
 // Summary is how people read an HTTP action: "POST /todos", with the
-// answer when there is one: "POST /todos → 201 Created".
-func Summary(raw json.RawMessage, answer *Answer) string {
-	r, err := Parse(raw)
+// answer once there is one: "POST /todos → 201 Created", "PUT /todos/7 →
+// failed: 422 title is required".
+func Summary(a outbox.Action) string {
+	r, err := Parse(a.Payload)
 	if err != nil {
 		return "http (unreadable)"
 	}
@@ -160,10 +167,87 @@ func Summary(raw json.RawMessage, answer *Answer) string {
 		p = p[:79] + "…"
 	}
 	s := r.Method + " " + p
-	if answer != nil && answer.Status > 0 {
-		s += " → " + statusText(answer.Status)
+	ans := ParseAnswer(a.Response)
+	switch {
+	case a.State == outbox.Failed && ans != nil:
+		s += " → failed: " + strconv.Itoa(ans.Status)
+		if why := failure.ErrorText(ans.Body, mediaType(ans.Header["Content-Type"])); why != "" {
+			s += " " + why
+		} else if t := http.StatusText(ans.Status); t != "" {
+			s += " " + t
+		}
+	case a.State == outbox.Failed:
+		s += " → failed: " + a.LastError
+	case ans != nil:
+		s += " → " + statusText(ans.Status)
 	}
-	return s
+	return failure.Line(s)
+}
+
+// Detail is the full story of an HTTP action for the detail pane and
+// `outbox show`: the request as kept (headers, body) and the upstream's
+// answer.
+func Detail(a outbox.Action) string {
+	r, err := Parse(a.Payload)
+	if err != nil {
+		return "unreadable http action: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", r.Method, r.Path)
+	writeHeaders(&b, r.Header)
+	b.WriteString(body(r.Body, mediaType(r.Header["Content-Type"])))
+	if ans := ParseAnswer(a.Response); ans != nil {
+		fmt.Fprintf(&b, "\n\nanswer: %s\n", statusText(ans.Status))
+		writeHeaders(&b, ans.Header)
+		b.WriteString(body(ans.Body, mediaType(ans.Header["Content-Type"])))
+		if ans.Truncated {
+			fmt.Fprintf(&b, "\n… (the first %d KiB are kept)", AnswerBytes>>10)
+		}
+	}
+	return b.String()
+}
+
+func writeHeaders(b *strings.Builder, h map[string]string) {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(b, "%s: %s\n", k, h[k])
+	}
+}
+
+// body shows a body as people can read it: indented JSON, text, or its
+// size when it is binary.
+func body(b []byte, contentType string) string {
+	switch {
+	case len(b) == 0:
+		return "(no body)"
+	case json.Valid(b):
+		var out bytes.Buffer
+		if json.Indent(&out, b, "", "  ") == nil {
+			return out.String()
+		}
+	case utf8.Valid(b) && !strings.ContainsRune(string(b), 0):
+		return string(b)
+	}
+	return fmt.Sprintf("(%d bytes of %s)", len(b), cmpOr(contentType, "binary data"))
+}
+
+func mediaType(v string) string {
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func statusText(code int) string {

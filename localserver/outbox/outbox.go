@@ -77,6 +77,9 @@ type Action struct {
 	// Response is the upstream's last answer (HTTP mode: status, headers,
 	// the body's start), as JSON; empty when there is none.
 	Response json.RawMessage `json:"response,omitempty"`
+	// Summary is one line for people ("POST /todos → 201 Created", a
+	// message's text); the host fills it in, the store does not keep it.
+	Summary string `json:"summary,omitempty"`
 }
 
 // Change is one row of an action's history: a state change with its time
