@@ -22,6 +22,7 @@ import (
 // tray app.
 type hostFlags struct {
 	common
+	app               string
 	upstream          string
 	upstreamToken     string
 	upstreamTokenFile string
@@ -38,6 +39,7 @@ type hostFlags struct {
 
 func (h *hostFlags) register(fs *flag.FlagSet) {
 	h.common.register(fs, localserver.DefaultAddr)
+	fs.StringVar(&h.app, "app", "", appUsage())
 	fs.StringVar(&h.upstream, "upstream", "", "upstream URL (default: a built-in reference upstream on loopback)")
 	fs.StringVar(&h.upstreamToken, "upstream-token", "", "bearer token for the upstream (visible in ps: prefer --upstream-token-file or SYNCTRAY_UPSTREAM_TOKEN)")
 	fs.StringVar(&h.upstreamTokenFile, "upstream-token-file", "", "file holding the bearer token for the upstream")
@@ -105,6 +107,12 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 	if h.batch < 1 || h.batch > upstream.MaxBatch {
 		return nil, nil, fmt.Errorf("--batch-size %d: want 1 to %d (the protocol's limit per request)", h.batch, upstream.MaxBatch)
 	}
+	if h.app != "" {
+		// Absolute, also in the tray's autostart entry (which runs elsewhere).
+		if abs, err := filepath.Abs(h.app); err == nil {
+			h.app = abs
+		}
+	}
 	upToken, err := resolveToken(log, "upstream-token", h.upstreamToken, h.upstreamTokenFile, h.given)
 	if err != nil {
 		return nil, nil, err
@@ -149,6 +157,7 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 		WorkOffline: h.workOffline, ResetOutbox: h.resetOutbox, Retention: h.retention,
 		UpstreamProtocol: h.protocol, UpstreamHeaders: upHeaders, ForwardHeaders: h.forward,
 		Sync:   syncer.Options{BatchSize: h.batch, Concurrency: h.concurrency},
+		AppDir: h.app,
 		Logger: log,
 		OnShow: onShow,
 	})

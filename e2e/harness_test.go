@@ -42,6 +42,7 @@ type options struct {
 	width  int64    // viewport; 0: 1024×768
 	height int64
 	mobile bool
+	appDir string // served instead of the bundled app (Config.AppDir)
 }
 
 // env is one test's world: a reference upstream, a host on a fixed port
@@ -124,6 +125,7 @@ func (e *env) tryStartHost() error {
 		Addr:        e.addr,
 		UpstreamURL: e.upClient.BaseURL,
 		Assets:      e.assets,
+		AppDir:      e.opts.appDir,
 		Logger:      testsupport.Logger(e.root),
 	})
 	if err != nil {

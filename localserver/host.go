@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"synctray/assets"
 	"synctray/localserver/clock"
 	"synctray/localserver/datadir"
 	"synctray/localserver/httpup"
@@ -64,6 +63,10 @@ type Config struct {
 	Logger *slog.Logger // nil: slog.Default()
 	// Assets is the PWA to serve; nil: the embedded assets.
 	Assets fs.FS
+	// AppDir, when set, is a directory whose web app the host serves at /
+	// instead of Assets: read from disk at each request, with index.html
+	// as the navigation fallback. It must not shadow ReservedPaths.
+	AppDir string
 	// Push tunes Web Push (coalescing window, HTTP client for tests).
 	Push push.Options
 	// UpstreamProtocol is how the upstream is spoken to: ProtocolSynctray
@@ -151,6 +154,16 @@ func Open(cfg Config) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AppDir != "" {
+		if cfg.Assets != nil {
+			return nil, errors.New("open host: both Assets and AppDir are set")
+		}
+		dir, err := checkAppDir(cfg.AppDir, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		cfg.AppDir = dir
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Sync.Clock
 	}
@@ -200,10 +213,7 @@ func Open(cfg Config) (*Host, error) {
 		return nil, err
 	}
 
-	if cfg.Assets == nil {
-		cfg.Assets = assets.FS
-	}
-	sh, err := newShell(cfg.Assets)
+	site, err := newSite(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +296,7 @@ func Open(cfg Config) (*Host, error) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
 	})
 	mux.HandleFunc("GET /login", h.login)
-	mux.Handle("/", sh)
+	mux.Handle("/", keepReserved(site))
 	// No ReadTimeout: it would stay armed after the body is read and then
 	// cancel the context of a long request (POST /api/sync). Bodies get
 	// their own deadline (bodyDeadline), headers ReadHeaderTimeout, idle
