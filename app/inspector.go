@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
 )
 
@@ -348,7 +349,15 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 				fmt.Fprintf(&h, "  %s", c.Detail)
 			}
 		}
-		in.setDetail(fmt.Sprintf("Action %d · %s", a.ID, a.State), f.String(), prettyJSON(a.Payload, maxPayloadShown), h.String())
+		body := prettyJSON(a.Payload, maxPayloadShown)
+		if a.Type == httpup.ActionType {
+			body = shortenBytes(httpup.Detail(a), maxPayloadShown) // the request kept and the upstream's answer
+		}
+		title := fmt.Sprintf("Action %d · %s", a.ID, a.State)
+		if a.Summary != "" {
+			title += " · " + shorten(a.Summary, 100)
+		}
+		in.setDetail(title, f.String(), body, h.String())
 	}
 }
 

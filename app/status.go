@@ -161,3 +161,16 @@ func prettyJSON(raw json.RawMessage, max int) string {
 	}
 	return fmt.Sprintf("%s\n… (%s more bytes)", cut, count(len(out)-len(cut)))
 }
+
+// shortenBytes cuts s at max bytes (on a rune boundary), saying how much
+// more there was.
+func shortenBytes(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := s[:max]
+	for len(cut) > 0 && !utf8.ValidString(cut) {
+		cut = cut[:len(cut)-1]
+	}
+	return fmt.Sprintf("%s\n… (%s more bytes)", cut, count(len(s)-len(cut)))
+}

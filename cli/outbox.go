@@ -148,9 +148,10 @@ func (p printer) page(pg outbox.Page) error {
 		return p.emit(pg)
 	}
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCREATED\tTYPE\tSTATE\tATTEMPTS\tKEY\tLAST ERROR")
+	fmt.Fprintln(tw, "ID\tCREATED\tTYPE\tSTATE\tATTEMPTS\tSUMMARY\tLAST ERROR")
 	for _, a := range pg.Actions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.CreatedAt.Local().Format(time.DateTime), a.Type, a.State, a.Attempts, a.Key, oneLine(a.LastError, 60))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.CreatedAt.Local().Format(time.DateTime), a.Type, a.State, a.Attempts,
+			oneLine(a.Summary, 60), oneLine(a.LastError, 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -174,7 +175,14 @@ func (p printer) action(a localserver.ActionWithHistory) error {
 	if a.NextAttemptAt != nil {
 		fmt.Fprintf(p.w, "  next try: %s\n", a.NextAttemptAt.Local().Format(time.DateTime))
 	}
-	fmt.Fprintf(p.w, "  payload:  %s\nhistory:\n", payload)
+	if a.Summary != "" {
+		fmt.Fprintf(p.w, "  summary:  %s\n", a.Summary)
+	}
+	if a.Detail != "" {
+		fmt.Fprintf(p.w, "request and answer:\n  %s\nhistory:\n", strings.ReplaceAll(a.Detail, "\n", "\n  "))
+	} else {
+		fmt.Fprintf(p.w, "  payload:  %s\nhistory:\n", payload)
+	}
 	for _, h := range a.History {
 		from := string(h.From)
 		if from == "" {

@@ -293,3 +293,21 @@ func TestSendDoesNotEscapeHTMLInPayloads(t *testing.T) {
 		t.Fatalf("body sent = %s, want the payload bytes as stored", got)
 	}
 }
+
+func TestARedirectIsNotFollowedAndIsNotTheProtocol(t *testing.T) {
+	var gets int
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets++
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	defer ts.Close()
+	_, err := (&Client{BaseURL: ts.URL}).Send(context.Background(), []Action{act("a", "t", `{}`)})
+	if k := failure.Classify(err); k != failure.Protocol {
+		t.Fatalf("err = %v: kind %v, want protocol", err, k)
+	}
+	if gets != 0 {
+		t.Fatalf("the client followed the redirect with %d GETs", gets)
+	}
+}

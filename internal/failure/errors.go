@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -190,7 +191,7 @@ func (e *HTTPError) describeAnswer() string {
 // the first DetailBytes of the body.
 func (e *HTTPError) Detail() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s%s → %s", e.Method, e.Base, e.Path, status(e.StatusCode))
+	fmt.Fprintf(&b, "%s %s%s → %s", e.Method, origin(e.Base), e.Path, status(e.StatusCode))
 	if e.ContentType != "" {
 		fmt.Fprintf(&b, " (%s)", e.ContentType)
 	}
@@ -205,6 +206,16 @@ func (e *HTTPError) Detail() string {
 		b.WriteString(strings.ToValidUTF8(string(e.Body), "\uFFFD"))
 	}
 	return b.String()
+}
+
+// origin is base's scheme and host: Path is the whole request path, the
+// base's own prefix included.
+func origin(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return base
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // ProtocolError is a success answer that breaks the protocol: not JSON,
@@ -236,7 +247,7 @@ func (e *ProtocolError) Summary() string {
 
 // Detail is everything kept about the answer.
 func (e *ProtocolError) Detail() string {
-	return fmt.Sprintf("%s %s%s → %s (%s): %s\n%s", e.Method, e.Base, e.Path, status(e.StatusCode), e.ContentType,
+	return fmt.Sprintf("%s %s%s → %s (%s): %s\n%s", e.Method, origin(e.Base), e.Path, status(e.StatusCode), e.ContentType,
 		e.Reason, strings.ToValidUTF8(string(e.Body), "\uFFFD"))
 }
 

@@ -163,3 +163,10 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Errorf("garbage: %v", got)
 	}
 }
+
+func TestDetailNamesTheRequestOnce(t *testing.T) {
+	he := &HTTPError{Mode: HTTP, Base: "http://127.0.0.1:7919/api", Method: "PATCH", Path: "/api/todos/7", StatusCode: 404}
+	if d := he.Detail(); !strings.HasPrefix(d, "PATCH http://127.0.0.1:7919/api/todos/7 → 404 Not Found") {
+		t.Fatalf("Detail = %q, want the URL with its prefix once", d)
+	}
+}

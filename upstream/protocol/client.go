@@ -49,6 +49,9 @@ var defaultHTTP = &http.Client{
 		MaxIdleConnsPerHost:   4,
 		ForceAttemptHTTP2:     true,
 	},
+	// A redirect is not followed: Go would turn the POST into a GET. A 3xx
+	// is an answer like any other, and not protocol v1 (design §10).
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 func (c *Client) httpClient() *http.Client {
