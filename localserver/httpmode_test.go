@@ -257,3 +257,35 @@ func TestUpstreamPathsNeedHTTPModeAndTheGuard(t *testing.T) {
 		t.Fatalf("the upstream got %d requests, want none", n)
 	}
 }
+
+func TestHTTPModeWithSeveralWritesInFlight(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{WorkOffline: true, Sync: syncer.Options{Concurrency: 8}})
+	keys := map[string]bool{}
+	for i := range 50 {
+		k := testsupport.NewKey()
+		keys[k] = true
+		if resp, _ := e.write("POST", "/todos", fmt.Sprintf(`{"n":%d}`, i), k, map[string]string{"Prefer": "respond-async"}); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("write %d = %d", i, resp.StatusCode)
+		}
+	}
+	// One write the upstream refuses does not stop the others.
+	bad := testsupport.NewKey()
+	e.write("POST", "/todos", `{"title":"invalid"}`, bad, map[string]string{"Prefer": "respond-async"})
+	if r, data := e.req("POST", "/api/sync", nil, nil); r.StatusCode != 200 {
+		t.Fatalf("Sync now = %d %s", r.StatusCode, data)
+	}
+	c := e.status().Counts
+	if c[outbox.Synced] != 50 || c[outbox.Failed] != 1 {
+		t.Fatalf("counts = %v, want 50 synced and the invalid one failed", c)
+	}
+	got := up.CountByKey()
+	for k := range keys {
+		if got[k] != 1 {
+			t.Fatalf("key %s applied %d times, want once", k, got[k])
+		}
+	}
+	if got[bad] != 0 {
+		t.Fatal("the refused write was applied")
+	}
+}

@@ -203,7 +203,10 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 // (a recorded write) through fw, Concurrency at a time, and sorts every
 // answer by the failure policy in HTTP mode.
 func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
-	o.BatchSize = max(o.Concurrency, 1)
+	// A claim holds a few waves of writes, so that claiming and recording
+	// (two durable commits) are shared by several requests.
+	o.Concurrency = max(o.Concurrency, 1)
+	o.BatchSize = min(max(8*o.Concurrency, 64), 1000)
 	e := New(store, nil, o)
 	e.fw = fw
 	return e
@@ -582,11 +585,65 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 	}
 }
 
-// sendHTTP replays a batch of recorded writes, all at once (the batch is
-// Concurrency long; one, by default, keeps the order), and sorts each
-// answer by the policy in HTTP mode. stop is the first failure that is
-// not about one action.
+// sendHTTP replays a claimed batch of recorded writes, Concurrency at a
+// time (one, by default, which keeps their order; more: a new request
+// starts as soon as one ends), and sorts each answer by the policy in HTTP
+// mode. At the first failure that is not about one write, no new request
+// starts: the writes not sent go back to the queue. The outcomes are
+// recorded together by the caller.
 func (e *Engine) sendHTTP(ctx context.Context, batch []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
+	if e.o.Concurrency == 1 {
+		out := make([]outbox.Outcome, 0, len(batch))
+		for i := range batch {
+			outs, stop := e.sendWave(ctx, batch[i:i+1], rep)
+			out = append(out, outs...)
+			if stop != nil {
+				return append(out, e.requeue(batch[i+1:], stop, nil)...), stop
+			}
+		}
+		return out, nil
+	}
+	out := make([]outbox.Outcome, len(batch))
+	sent := make([]bool, len(batch))
+	var (
+		mu   sync.Mutex
+		stop error
+		wg   sync.WaitGroup
+	)
+	slots := make(chan struct{}, e.o.Concurrency)
+	for i := range batch {
+		slots <- struct{}{}
+		mu.Lock()
+		stopped := stop != nil
+		mu.Unlock()
+		if stopped {
+			<-slots
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			var r Report // rep is the caller's: merged under mu
+			outs, err := e.sendWave(ctx, batch[i:i+1], &r)
+			mu.Lock()
+			rep.Batches, rep.Synced, rep.Rejected = rep.Batches+r.Batches, rep.Synced+r.Synced, rep.Rejected+r.Rejected
+			out[i], sent[i] = outs[0], true
+			if err != nil && stop == nil {
+				stop = err
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := range batch {
+		if !sent[i] {
+			out[i] = e.requeue(batch[i:i+1], stop, nil)[0]
+		}
+	}
+	return out, stop
+}
+
+// sendWave sends the writes of one wave at once.
+func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
 	answers := make([]json.RawMessage, len(batch))
 	errs := make([]error, len(batch))
 	send := func(i int) {

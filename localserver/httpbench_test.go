@@ -1,0 +1,157 @@
+package localserver_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"synctray/internal/testsupport"
+	"synctray/localserver"
+	"synctray/localserver/httpup"
+	"synctray/localserver/outbox"
+	"synctray/localserver/syncer"
+)
+
+// restServer is a minimal loopback REST backend for benchmarks: it
+// applies each Idempotency-Key once, after an optional latency.
+type restServer struct {
+	latency time.Duration
+	mu      sync.Mutex
+	seen    map[string]bool
+	applied atomic.Int64
+}
+
+func (s *restServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	if s.latency > 0 {
+		time.Sleep(s.latency)
+	}
+	key := r.Header.Get("Idempotency-Key")
+	s.mu.Lock()
+	if key != "" && !s.seen[key] {
+		s.seen[key] = true
+		s.applied.Add(1)
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, `{"ok":true}`)
+}
+
+// BenchmarkHTTPReplay measures how fast a backlog of 10,000 queued writes
+// replays to a loopback REST server in HTTP mode: one in flight (order
+// kept) at 0 and 5 ms of server latency, and 16 in flight at 5 ms.
+func BenchmarkHTTPReplay(b *testing.B) {
+	const backlog = 10000
+	for _, c := range []struct {
+		latency     time.Duration
+		concurrency int
+	}{{0, 1}, {5 * time.Millisecond, 1}, {5 * time.Millisecond, 16}} {
+		b.Run(fmt.Sprintf("latency=%v/in-flight=%d", c.latency, c.concurrency), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				srv := &restServer{latency: c.latency, seen: map[string]bool{}}
+				ts := httptest.NewServer(srv)
+				e := startHost(b, localserver.Config{DataDir: b.TempDir(), UpstreamURL: ts.URL, UpstreamProtocol: localserver.ProtocolHTTP,
+					WorkOffline: true, Sync: syncer.Options{Concurrency: c.concurrency}})
+				ns := make([]outbox.NewAction, 0, 1000)
+				for i := range backlog {
+					raw, _ := httpup.Request{Method: "POST", Path: "/todos", Header: map[string]string{"Content-Type": "application/json"},
+						Body: []byte(fmt.Sprintf(`{"title":"todo %d"}`, i))}.Payload()
+					ns = append(ns, outbox.NewAction{Key: testsupport.NewKey(), Type: httpup.ActionType, Payload: raw})
+					if len(ns) == cap(ns) {
+						if _, err := e.host.Outbox().EnqueueBatch(context.Background(), ns); err != nil {
+							b.Fatal(err)
+						}
+						ns = ns[:0]
+					}
+				}
+				b.StartTimer()
+				start := time.Now()
+				e.host.SetWorkOffline(context.Background(), false)
+				for srv.applied.Load() < backlog {
+					time.Sleep(time.Millisecond)
+				}
+				for {
+					c, _ := e.host.Outbox().Counts(context.Background())
+					if c[outbox.Synced] == backlog {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(backlog/elapsed.Seconds(), "writes/s")
+				e.stop()
+				ts.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkHTTPWriteOverhead measures the latency a write through
+// /upstream/ adds (durable commit, replay, answer) over sending the same
+// request straight to the upstream, with 16 clients, online, wait mode.
+func BenchmarkHTTPWriteOverhead(b *testing.B) {
+	srv := &restServer{seen: map[string]bool{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	e := startHost(b, localserver.Config{DataDir: b.TempDir(), UpstreamURL: ts.URL, UpstreamProtocol: localserver.ProtocolHTTP,
+		Sync: syncer.Options{Concurrency: 16}})
+	defer e.stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	body := `{"title":"a todo of a typical length, with a few words"}`
+	measure := func(b *testing.B, url string, auth bool) []time.Duration {
+		var mu sync.Mutex
+		var lat []time.Duration
+		b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			var mine []time.Duration
+			for pb.Next() {
+				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", testsupport.NewKey())
+				if auth {
+					req.Header.Set("Authorization", "Bearer "+e.token)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+		slices.Sort(lat)
+		return lat
+	}
+	report := func(b *testing.B, lat []time.Duration) {
+		if len(lat) == 0 {
+			return
+		}
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.Run("direct", func(b *testing.B) { report(b, measure(b, ts.URL+"/todos", false)) })
+	b.Run("through-synctray", func(b *testing.B) { report(b, measure(b, e.url+"/upstream/todos", true)) })
+}
