@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"synctray/internal/failure"
@@ -30,6 +31,9 @@ const (
 	// answer stored, and Age says how old it is in seconds.
 	CacheOffline = "offline"
 )
+
+// DefaultDownFor is the default of HandlerOptions.DownFor.
+const DefaultDownFor = time.Second
 
 // DefaultPrefix is the host path the handler serves by default.
 const DefaultPrefix = "/upstream"
@@ -87,6 +91,13 @@ type HandlerOptions struct {
 	// Cache stores answers and serves them when the upstream is
 	// unreachable. nil: pass-through only.
 	Cache *Cache
+	// DownFor is how long, after a read could not reach the upstream (a
+	// network error or a timeout, not an answer), reads are served from
+	// the cache without trying it, so that a dead or silent upstream is
+	// not dialled, or waited for, by every read. An upstream that comes
+	// back is seen at most this late. 0: DefaultDownFor (1 s); negative:
+	// every read tries the upstream.
+	DownFor time.Duration
 	// Logger gets a line for answers served offline (debug) and for cache
 	// failures (warn). nil: slog.Default().
 	Logger *slog.Logger
@@ -102,6 +113,10 @@ type handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	maxEntry int64
+
+	downFor    time.Duration
+	downUntil  atomic.Int64 // UnixNano by now(); 0: not known down
+	downReason atomic.Pointer[string]
 }
 
 // Handler answers GET and HEAD to Prefix/<path>?<query> from the upstream
@@ -119,13 +134,21 @@ type handler struct {
 // answer 502, 503 or 504), the last stored answer for the URL and the
 // Vary'd request headers is served: 200, its stored headers, Age and
 // Synctray-Cache: offline. With nothing stored the page gets 504 and
-// {"error":{"code":"offline_not_cached","message":...}}.
+// {"error":{"code":"offline_not_cached","message":...}}. After a read
+// could not reach the upstream at all, reads for DownFor are answered so
+// without trying it.
 //
 // Other methods get 405: writes are the outbox's, handled before this.
 func Handler(o HandlerOptions) http.Handler {
 	h := &handler{prefix: strings.TrimSuffix(o.Prefix, "/"), cache: o.Cache, log: o.Logger, now: time.Now, maxEntry: DefaultMaxEntry}
 	if o.Prefix == "" {
 		h.prefix = DefaultPrefix
+	}
+	switch h.downFor = o.DownFor; {
+	case o.DownFor == 0:
+		h.downFor = DefaultDownFor
+	case o.DownFor < 0:
+		h.downFor = 0
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -188,12 +211,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Header = h.outHeader(r.Header)
+	if until := h.downUntil.Load(); until != 0 && h.now().UnixNano() < until {
+		h.offline(w, r, key, req.Header, *h.downReason.Load(), "")
+		return
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the page went away
 		}
-		h.offline(w, r, key, req.Header, failure.Summary(err), "")
+		reason := failure.Summary(err)
+		if h.downFor > 0 {
+			h.downReason.Store(&reason)
+			h.downUntil.Store(h.now().Add(h.downFor).UnixNano())
+		}
+		h.offline(w, r, key, req.Header, reason, "")
 		return
 	}
 	defer resp.Body.Close()

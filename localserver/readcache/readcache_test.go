@@ -2,12 +2,16 @@ package readcache_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -462,4 +466,39 @@ func newHost(t testing.TB, o readcache.HandlerOptions) string {
 	s := newServer(readcache.Handler(o))
 	t.Cleanup(s.Close)
 	return s.URL
+}
+
+func TestAfterTheUpstreamCouldNotBeReachedReadsForDownForDoNotTryIt(t *testing.T) {
+	var dials atomic.Int32
+	var refuse atomic.Bool
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		if refuse.Load() {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	r := newRig(t, "", jsonAnswer(`{"v":1}`), readcache.Options{}, readcache.HandlerOptions{
+		Client: &http.Client{Transport: tr}, DownFor: 5 * time.Second,
+	})
+	r.get("/upstream/v")
+	tr.CloseIdleConnections()
+	refuse.Store(true)
+	before := dials.Load()
+	for range 5 {
+		if resp, _ := r.get("/upstream/v"); resp.Header.Get(readcache.HeaderCache) != readcache.CacheOffline {
+			t.Fatalf("read while down: %s = %q, want offline", readcache.HeaderCache, resp.Header.Get(readcache.HeaderCache))
+		}
+	}
+	if got := dials.Load() - before; got != 1 {
+		t.Errorf("dials while down = %d, want 1: the first failure holds for DownFor", got)
+	}
+	refuse.Store(false)
+	r.clock.Add(5 * time.Second)
+	resp, _ := r.get("/upstream/v")
+	wantHeader(t, resp, readcache.HeaderCache, readcache.CacheStored)
+	if got := dials.Load() - before; got != 2 {
+		t.Errorf("dials after DownFor = %d, want 2: the upstream is tried again", got)
+	}
 }
