@@ -22,18 +22,21 @@ const benchClients = 16
 
 // BenchmarkOfflineReads: 16 clients read 100 stored answers (~2 KiB of
 // JSON each) over loopback HTTP through the Handler while the upstream is
-// down (connection refused), with the in-memory hot copy and without it
-// (every read from SQLite).
+// down (connection refused). "default" is the defaults (the in-memory hot
+// copy, DownFor 1 s); "dial-every-read" tries the upstream on every read
+// (DownFor < 0); "sqlite-only" reads every answer from SQLite (no hot
+// copy).
 func BenchmarkOfflineReads(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		hot  int64
-	}{{"hot", 0}, {"sqlite-only", -1}} {
-		b.Run(tc.name, func(b *testing.B) { benchOfflineReads(b, tc.hot) })
+		name    string
+		hot     int64
+		downFor time.Duration
+	}{{"default", 0, 0}, {"dial-every-read", 0, -1}, {"sqlite-only", -1, 0}} {
+		b.Run(tc.name, func(b *testing.B) { benchOfflineReads(b, tc.hot, tc.downFor) })
 	}
 }
 
-func benchOfflineReads(b *testing.B, hot int64) {
+func benchOfflineReads(b *testing.B, hot int64, downFor time.Duration) {
 	const urls = 100
 	body := `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"id":12345,"title":"buy milk","done":false},`, 45), ",") + `]}`
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +46,7 @@ func benchOfflineReads(b *testing.B, hot int64) {
 	}))
 	base, _ := url.Parse(up.URL + "/api")
 	c := mustOpen(b, filepath.Join(b.TempDir(), "cache.db"), readcache.Options{HotBytes: hot})
-	host := httptest.NewServer(readcache.Handler(readcache.HandlerOptions{Upstream: base, Cache: c, Logger: quiet}))
+	host := httptest.NewServer(readcache.Handler(readcache.HandlerOptions{Upstream: base, Cache: c, Logger: quiet, DownFor: downFor}))
 	defer host.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * benchClients}}
 	for i := range urls {

@@ -101,6 +101,11 @@ type Cache struct {
 	log      *slog.Logger
 	hot      *hotLayer // nil: none
 
+	// Reads prepared once (database/sql prepares them again on each
+	// pooled connection as needed).
+	variantsStmt *sql.Stmt
+	entryStmt    *sql.Stmt
+
 	// writeMu serialises write transactions and guards total.
 	writeMu sync.Mutex
 	total   int64
@@ -183,6 +188,13 @@ func Open(path string, o Options) (*Cache, error) {
 		db.Close()
 		return nil, fmt.Errorf("read cache: read totals: %w", err)
 	}
+	if c.variantsStmt, err = db.R.PrepareContext(ctx, "SELECT id, vary, variant FROM entries WHERE url = ?"); err == nil {
+		c.entryStmt, err = db.R.PrepareContext(ctx, "SELECT header, body, stored_at, size FROM entries WHERE id = ?")
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read cache: prepare reads: %w", err)
+	}
 	c.flusher.Add(1)
 	go c.flushLoop()
 	return c, nil
@@ -195,7 +207,7 @@ func (c *Cache) Close() error {
 		close(c.done)
 		c.flusher.Wait()
 		err := c.flushUses(context.Background())
-		c.closeErr = errors.Join(err, c.db.Close())
+		c.closeErr = errors.Join(err, c.variantsStmt.Close(), c.entryStmt.Close(), c.db.Close())
 		if c.closeErr != nil {
 			c.closeErr = fmt.Errorf("read cache: close: %w", c.closeErr)
 		}
@@ -238,7 +250,7 @@ func (c *Cache) lookup(ctx context.Context, url string, h http.Header) (*entry, 
 
 // read is lookup from SQLite.
 func (c *Cache) read(ctx context.Context, url string, h http.Header) (*entry, error) {
-	rows, err := c.db.R.QueryContext(ctx, "SELECT id, vary, variant FROM entries WHERE url = ?", url)
+	rows, err := c.variantsStmt.QueryContext(ctx, url)
 	if err != nil {
 		return nil, fmt.Errorf("read cache: look up: %w", err)
 	}
@@ -265,8 +277,7 @@ func (c *Cache) read(ctx context.Context, url string, h http.Header) (*entry, er
 		return nil, nil
 	}
 	var header, storedAt string
-	err = c.db.R.QueryRowContext(ctx, "SELECT header, body, stored_at, size FROM entries WHERE id = ?", e.id).
-		Scan(&header, &e.body, &storedAt, &e.size)
+	err = c.entryStmt.QueryRowContext(ctx, e.id).Scan(&header, &e.body, &storedAt, &e.size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil // evicted meanwhile
 	}
