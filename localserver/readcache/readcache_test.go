@@ -502,3 +502,46 @@ func TestAfterTheUpstreamCouldNotBeReachedReadsForDownForDoNotTryIt(t *testing.T
 		t.Errorf("dials after DownFor = %d, want 2: the upstream is tried again", got)
 	}
 }
+
+func TestAnAnswerTheUpstreamBreaksOffIsNeitherStoredNorPassedAsWhole(t *testing.T) {
+	var full atomic.Bool
+	broken := func(w http.ResponseWriter, req *http.Request) {
+		if full.Load() {
+			io.WriteString(w, "the old whole answer")
+			return
+		}
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789")
+		buf.Flush()
+	}
+	t.Run("a small answer cut short is treated as the upstream being unreachable", func(t *testing.T) {
+		r := newRig(t, "", broken, readcache.Options{}, readcache.HandlerOptions{})
+		if resp, body := r.get("/upstream/cut"); resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("with nothing stored = %d %q, want 504", resp.StatusCode, body)
+		}
+		full.Store(true)
+		r.get("/upstream/cut")
+		full.Store(false)
+		resp, body := r.get("/upstream/cut")
+		if body != "the old whole answer" || resp.Header.Get(readcache.HeaderCache) != readcache.CacheOffline {
+			t.Errorf("with an answer stored = %q (%s), want the stored one, offline", body, resp.Header.Get(readcache.HeaderCache))
+		}
+	})
+	t.Run("a streamed answer cut short fails at the page too", func(t *testing.T) {
+		full.Store(false)
+		r := newRig(t, "", broken, readcache.Options{MaxEntry: 16}, readcache.HandlerOptions{})
+		resp, err := noRedirects.Get(r.host.URL + "/upstream/cut")
+		if err != nil {
+			return // cut before the headers went out: the page sees it
+		}
+		defer resp.Body.Close()
+		if b, err := io.ReadAll(resp.Body); err == nil {
+			t.Errorf("page read %d %q without an error, want the cut to show", resp.StatusCode, b)
+		}
+	})
+}
