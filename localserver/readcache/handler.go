@@ -204,8 +204,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, msg)
 		return
 	}
-	key := target.String()
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, key, nil)
+	// The key is the URL without user info, so that credentials in the
+	// configured URL are not written to the cache file.
+	k := *target
+	k.User = nil
+	key := k.String()
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), nil)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, CodeBadPath, failure.Line("the path cannot be sent upstream: "+err.Error()))
 		return
