@@ -27,6 +27,7 @@ import (
 	"synctray/localserver/datadir"
 	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
+	"synctray/localserver/readcache"
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/push"
 	"synctray/localserver/syncer"
@@ -112,7 +113,8 @@ type Host struct {
 	ownOrder     []string
 	offlineSince bool // went offline (or worked offline) since the last sync report
 
-	waits       waiters // writes waiting for their upstream answer (HTTP mode)
+	waits       waiters          // writes waiting for their upstream answer (HTTP mode)
+	cache       *readcache.Cache // answers to reads through /upstream/ (HTTP mode)
 	statusDirty chan struct{}
 	closeOnce   sync.Once
 	closeErr    error
@@ -287,7 +289,16 @@ func Open(cfg Config) (*Host, error) {
 		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
 	if fw != nil {
-		mux.Handle(httpup.Prefix+"/", &upstreamHandler{a: a, forward: cfg.ForwardHeaders, waits: &h.waits})
+		// Reads pass through to the upstream; their last good answers are
+		// kept in cache.db and served while it is unreachable.
+		h.cache, err = readcache.Open(filepath.Join(cfg.DataDir, "cache.db"), readcache.Options{Logger: h.log.With("component", "readcache")})
+		if err != nil {
+			return nil, fmt.Errorf("open read cache: %w", err)
+		}
+		undo = append(undo, func() { h.cache.Close() })
+		reads := readcache.Handler(readcache.HandlerOptions{Upstream: fw.Base, Headers: fw.Headers, Forward: cfg.ForwardHeaders,
+			Cache: h.cache, Logger: h.log.With("component", "readcache")})
+		mux.Handle(httpup.Prefix+"/", &upstreamHandler{a: a, forward: cfg.ForwardHeaders, waits: &h.waits, reads: reads})
 	} else {
 		mux.HandleFunc(httpup.Prefix+"/", notHTTPMode)
 	}
@@ -427,7 +438,11 @@ func (h *Host) Run(ctx context.Context) error {
 func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		h.ln.Close()
-		h.closeErr = errors.Join(h.db.Close(), h.push.Close(), h.lock.Release())
+		var cacheErr error
+		if h.cache != nil {
+			cacheErr = h.cache.Close()
+		}
+		h.closeErr = errors.Join(h.db.Close(), h.push.Close(), cacheErr, h.lock.Release())
 		h.log.Info("synctray host stopped")
 	})
 	return h.closeErr

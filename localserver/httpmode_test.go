@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,5 +291,33 @@ func TestHTTPModeWithSeveralWritesInFlight(t *testing.T) {
 	}
 	if got[bad] != 0 {
 		t.Fatal("the refused write was applied")
+	}
+}
+
+func TestReadsThroughUpstreamAreServedOfflineFromTheCache(t *testing.T) {
+	up := idemserver.Start(t)
+	var down atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		u, _ := url.Parse(up.URL)
+		httputil.NewSingleHostReverseProxy(u).ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	e := startHTTPHost(t, front.URL, localserver.Config{})
+	resp, data := e.req("GET", "/upstream/todos?list=home", nil, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Synctray-Cache") == "offline" {
+		t.Fatalf("online read = %d %v %s", resp.StatusCode, resp.Header, data)
+	}
+	down.Store(true)
+	resp, again := e.req("GET", "/upstream/todos?list=home", nil, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Synctray-Cache") != "offline" || resp.Header.Get("Age") == "" || string(again) != string(data) {
+		t.Fatalf("offline read = %d %v %s, want the stored answer with Age and Synctray-Cache: offline", resp.StatusCode, resp.Header, again)
+	}
+	resp, data = e.req("GET", "/upstream/never-seen", nil, nil)
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(data), "offline_not_cached") {
+		t.Fatalf("offline read of an unseen URL = %d %s, want 504 offline_not_cached", resp.StatusCode, data)
 	}
 }
