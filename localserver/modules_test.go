@@ -16,6 +16,7 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 	e := startHost(t, localserver.Config{Assets: testAssets("// the app's own worker")})
 	anon := map[string]string{"Authorization": ""} // public, like the app's own files
 	for _, tc := range []struct{ path, file string }{
+		{"/synctray/sw-core.js", "synctray/sw-core.js"},
 		{"/synctray/uuid7.js", "synctray/uuid7.js"},
 		// Bundled-app files the modules load, one copy at two URLs.
 		{"/synctray/idb.js", "idb.js"},
