@@ -16,6 +16,8 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 	e := startHost(t, localserver.Config{Assets: testAssets("// the app's own worker")})
 	anon := map[string]string{"Authorization": ""} // public, like the app's own files
 	for _, tc := range []struct{ path, file string }{
+		{"/synctray/sw-sync.js", "synctray/sw-sync.js"},
+		{"/synctray/sw-sync.mjs", "synctray/sw-sync.mjs"},
 		{"/synctray/sw-core.js", "synctray/sw-core.js"},
 		{"/synctray/uuid7.js", "synctray/uuid7.js"},
 		// Bundled-app files the modules load, one copy at two URLs.
@@ -51,7 +53,7 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 	if resp, _ := e.req("GET", "/sync-policy.js", nil, anon); resp.StatusCode != 404 {
 		t.Errorf("GET /sync-policy.js from the test app = %d, want 404 (the app's own files at /)", resp.StatusCode)
 	}
-	for _, p := range []string{"/synctray/", "/synctray", "/synctray/nope.js", "/synctray/synctray/uuid7.js", "/synctray/assets.go"} {
+	for _, p := range []string{"/synctray/", "/synctray", "/synctray/nope.js", "/synctray/synctray/sync.js", "/synctray/assets.go"} {
 		resp, data := e.req("GET", p, nil, anon)
 		if resp.StatusCode == 200 || resp.StatusCode == 301 && strings.HasSuffix(resp.Header.Get("Location"), "/") {
 			t.Errorf("GET %s = %d %s, want no file and no listing", p, resp.StatusCode, data)
@@ -60,7 +62,7 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 			t.Errorf("GET %s lists files: %s", p, data)
 		}
 	}
-	if resp, _ := e.req("POST", "/synctray/uuid7.js", "{}", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
-		t.Errorf("POST /synctray/uuid7.js = %d (Allow %q), want 405", resp.StatusCode, resp.Header.Get("Allow"))
+	if resp, _ := e.req("POST", "/synctray/sw-sync.js", "{}", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /synctray/sw-sync.js = %d (Allow %q), want 405", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
