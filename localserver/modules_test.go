@@ -16,6 +16,7 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 	e := startHost(t, localserver.Config{Assets: testAssets("// the app's own worker")})
 	anon := map[string]string{"Authorization": ""} // public, like the app's own files
 	for _, tc := range []struct{ path, file string }{
+		{"/synctray/sync.js", "synctray/sync.js"},
 		{"/synctray/sw-sync.js", "synctray/sw-sync.js"},
 		{"/synctray/sw-sync.mjs", "synctray/sw-sync.mjs"},
 		{"/synctray/sw-core.js", "synctray/sw-core.js"},
@@ -62,7 +63,7 @@ func TestModulesServedWhateverTheApp(t *testing.T) {
 			t.Errorf("GET %s lists files: %s", p, data)
 		}
 	}
-	if resp, _ := e.req("POST", "/synctray/sw-sync.js", "{}", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
-		t.Errorf("POST /synctray/sw-sync.js = %d (Allow %q), want 405", resp.StatusCode, resp.Header.Get("Allow"))
+	if resp, _ := e.req("POST", "/synctray/sync.js", "{}", nil); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /synctray/sync.js = %d (Allow %q), want 405", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
