@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/chromedp/chromedp"
+
 	"synctray/internal/testsupport/idemserver"
 )
 
@@ -281,6 +283,36 @@ func TestModules(t *testing.T) {
 		for k, n := range e.idem.CountByKey() {
 			if n != 1 {
 				t.Fatalf("the backend applied %s %d times, want once", k, n)
+			}
+		}
+	})
+
+	t.Run("replays started at once (two syncs, page messages) send each queued write once", func(t *testing.T) {
+		// Without the replay flag and lock, two drains read the same
+		// oldest entry and both send it: the proxy counts what the host took.
+		e := newEnv(t, options{assets: todoApp(), httpUpstream: true, proxy: true, query: "?nows=1"})
+		regID := e.registrationID()
+		e.stopHost()
+		var keys []string
+		for i := range 20 {
+			w := e.write("POST", "/upstream/notes", map[string]any{"n": i}, nil)
+			if w.Status != 202 || w.queued(t).Queued != "browser" {
+				t.Fatalf("write %d with the host down = %d %s, want 202 queued in the browser", i, w.Status, w.Text)
+			}
+			keys = append(keys, w.Key)
+		}
+		e.startHost()
+		eval[chromedp.Void](e, `(() => { for (let i = 0; i < 3; i++) navigator.serviceWorker.controller.postMessage({type: 'synctray-replay'}); })()`)
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		e.waitIdem(keys...)
+		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
+			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
+		}
+		got := e.proxy.replayedKeys()
+		for _, k := range keys {
+			if got[k] != 1 {
+				t.Fatalf("the host took %d replays of %s, want exactly 1 (all: %v)", got[k], k, got)
 			}
 		}
 	})
