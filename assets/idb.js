@@ -1,18 +1,23 @@
-// idb.js: the browser's outbox, in IndexedDB (database "synctray", store
-// "outbox"). A classic script, so that both the page (a <script> tag) and
-// the service worker (importScripts) use the same code: it defines
-// self.synctrayOutbox.
+// idb.js: the browser's outbox, in IndexedDB (store "outbox"). A classic
+// script, so that the page (a <script> tag) and the service workers
+// (importScripts, or an ES-module import for its side effect) use the same
+// code. It defines self.synctrayIDB.open(dbName), an outbox in the database
+// dbName, and self.synctrayOutbox, the bundled app's (database "synctray").
+// The host serves it at /idb.js and /synctray/idb.js (for sw-sync.js, in
+// the database "synctray-sw-sync").
 //
-// An entry is {id, key, type, payload, created, state, error?}: id is an
+// An entry is {id, key, created, state, error?, ...fields}: id is an
 // auto-increment (FIFO order), key the action's Idempotency-Key (unique),
-// state "queued" or "failed" (the host refused it for good; error says why).
+// state "queued" or "failed" (the host refused it for good; error says why);
+// the other fields are what the caller added (the bundled app: type and
+// payload; sw-sync.js: method, url, headers, body).
 (function (global) {
   'use strict';
 
-  const DB_NAME = 'synctray';
   const DB_VERSION = 1;
   const STORE = 'outbox';
 
+  function openOutbox(DB_NAME) {
   let opening = null;
 
   function open() {
@@ -68,13 +73,9 @@
       return run('readwrite', async (store) => {
         const existing = await req(store.index('key').get(action.key));
         if (existing) return { added: false, entry: existing };
-        const entry = {
-          key: action.key,
-          type: action.type,
-          payload: action.payload,
-          created: action.created || Date.now(),
-          state: 'queued',
-        };
+        const entry = { ...action, created: action.created || Date.now(), state: 'queued' };
+        delete entry.id;
+        delete entry.error;
         entry.id = await req(store.add(entry));
         return { added: true, entry };
       }, 'strict');
@@ -125,5 +126,9 @@
     },
   };
 
-  global.synctrayOutbox = outbox;
+  return outbox;
+  }
+
+  global.synctrayIDB = { open: openOutbox };
+  global.synctrayOutbox = openOutbox('synctray');
 })(self);

@@ -10,10 +10,13 @@
 //   /api/status in the "synctray-data" cache for offline pages.
 // - Push shows a notification and tells open pages.
 //
+// The queue-and-replay machinery (replay lock, triggers, TransientError,
+// tellPages) is /synctray/sw-core.js, shared with /synctray/sw-sync.js.
+//
 // The host fills in the two placeholders below when it serves this file.
 'use strict';
 
-importScripts('/idb.js', '/sync-policy.js');
+importScripts('/idb.js', '/sync-policy.js', '/synctray/sw-core.js');
 
 const VERSION = '__SYNCTRAY_VERSION__';
 const PRECACHE = __SYNCTRAY_PRECACHE__;
@@ -33,6 +36,7 @@ const syncSupported = !NOSYNC && 'SyncManager' in self && !!self.registration.sy
 
 const outbox = self.synctrayOutbox;
 const policy = self.synctrayPolicy;
+const { TransientError, tellPages, jsonResponse } = self.synctraySwCore;
 
 // For tests and debugging: what this worker is.
 self.synctray = { version: VERSION, syncSupported };
@@ -122,60 +126,23 @@ async function postAction(req) {
   return jsonResponse(202, { queued: 'browser', key });
 }
 
-function jsonResponse(status, body) {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' },
-  });
-}
-
-async function registerSync() {
-  if (!syncSupported) return;
-  try {
-    await self.registration.sync.register('outbox');
-  } catch (err) {
-    // Without a sync registration the other triggers still replay.
-    console.warn('synctray: sync.register failed', err);
-  }
-}
-
 // ---- replay ----------------------------------------------------------------
 
-// A transient failure: the entries stay queued and the replay is retried.
-class TransientError extends Error {}
-
-let running = null;
-let again = false;
-
-// replay sends every queued entry to the host, oldest first, in batches.
-// Replays never overlap: within this worker a promise flag joins a running
-// replay (and runs once more after it, for entries added meanwhile); across
-// workers (an old and a new version) a Web Lock serialises them.
-function replay() {
-  if (running) {
-    again = true;
-    return running;
-  }
-  running = (async () => {
-    try {
-      let total = { sent: 0, failed: 0 };
-      do {
-        again = false;
-        const r = await withLock(drain);
-        total = { sent: total.sent + r.sent, failed: total.failed + r.failed };
-      } while (again);
-      return total;
-    } finally {
-      running = null;
-    }
-  })();
-  return running;
-}
-
-function withLock(fn) {
-  if (self.navigator.locks) return self.navigator.locks.request('synctray-replay', fn);
-  return fn();
-}
+// The replayer (sw-core.js): replays never overlap (a promise flag in this
+// worker, the Web Lock 'synctray-replay' across workers); triggers are the
+// 'outbox' sync, a page's {type: 'replay'} message and, without
+// SyncManager, the worker's start.
+const replayer = self.synctraySwCore.createReplayer({
+  name: 'synctray',
+  drain,
+  lockName: 'synctray-replay',
+  syncTag: 'outbox',
+  messageType: 'replay',
+  syncSupported,
+  counts: () => outbox.counts(),
+});
+const { replay, registerSync } = replayer;
+replayer.listen();
 
 async function drain() {
   let sent = 0;
@@ -282,53 +249,6 @@ async function errorMessage(resp) {
   return `refused with ${resp.status}`;
 }
 
-// A sync fired as the network comes back can meet a network that is not
-// quite usable yet, and the browser's own retry is minutes away: try again
-// a little later before giving the event up.
-const SYNC_RETRY_MS = [500, 2000];
-
-async function replayForSync() {
-  for (let i = 0; ; i++) {
-    try {
-      return await replay();
-    } catch (err) {
-      if (!(err instanceof TransientError) || i >= SYNC_RETRY_MS.length) throw err;
-      await new Promise((resolve) => setTimeout(resolve, SYNC_RETRY_MS[i]));
-    }
-  }
-}
-
-self.addEventListener('sync', (event) => {
-  if (event.tag !== 'outbox') return;
-  event.waitUntil(replayForSync().catch(async (err) => {
-    if (event.lastChance) {
-      const { queued } = await outbox.counts();
-      await tellPages({ type: 'sync-gave-up', queued, error: err.message });
-    }
-    throw err; // the browser retries later
-  }));
-});
-
-// Pages ask for a replay when they see the host again (online, /ws
-// connected) and on "Sync now"; the answer goes back on the given port.
-self.addEventListener('message', (event) => {
-  const msg = event.data || {};
-  if (msg.type !== 'replay') return;
-  const port = event.ports && event.ports[0];
-  event.waitUntil(replay().then(
-    (r) => { if (port) port.postMessage({ ok: true, ...r }); },
-    async (err) => {
-      if (port) port.postMessage({ ok: false, error: err.message });
-      await tellPages({ type: 'replay-failed', error: err.message });
-    },
-  ));
-});
-
-// Without SyncManager, a worker that starts replays what is queued.
-if (!syncSupported) {
-  replay().catch(() => { /* the next trigger retries */ });
-}
-
 // ---- periodic refresh --------------------------------------------------------
 
 self.addEventListener('periodicsync', (event) => {
@@ -388,10 +308,3 @@ self.addEventListener('notificationclick', (event) => {
     return self.clients.openWindow(url.href);
   })());
 });
-
-// ---- pages -------------------------------------------------------------------
-
-async function tellPages(msg) {
-  const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-  for (const w of wins) w.postMessage(msg);
-}

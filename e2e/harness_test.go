@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/idemserver"
 	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/upstream"
@@ -43,6 +44,13 @@ type options struct {
 	height int64
 	mobile bool
 	appDir string // served instead of the bundled app (Config.AppDir)
+	// assets is the app the host serves at / (nil: the bundled app).
+	assets fs.FS
+	// httpUpstream starts the host in HTTP mode (/upstream/ writes through
+	// the outbox) against an idempotent test backend (env.idem) instead of
+	// the reference upstream, with a short backoff so that a backend that
+	// comes back is used again within a test's wait.
+	httpUpstream bool
 }
 
 // env is one test's world: a reference upstream, a host on a fixed port
@@ -62,6 +70,7 @@ type env struct {
 
 	upStore  *upstream.Store
 	upClient *upstream.Client
+	idem     *idemserver.Server // with opts.httpUpstream
 
 	proxy  *frontProxy // nil unless opts.proxy
 	origin string      // what the browser talks to: the host or the proxy
@@ -75,11 +84,15 @@ func newEnv(t testing.TB, opts options) *env {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium is required for the browser tests: %v (apt-get install chromium)", err)
 	}
-	e := &env{t: t, root: t, opts: opts, addr: testsupport.FreeAddr(t), dataDir: t.TempDir(), console: &consoleLog{}}
+	e := &env{t: t, root: t, opts: opts, addr: testsupport.FreeAddr(t), dataDir: t.TempDir(), console: &consoleLog{}, assets: opts.assets}
 
-	_, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t)})
-	e.upStore = store
-	e.upClient = &upstream.Client{BaseURL: upURL}
+	if opts.httpUpstream {
+		e.idem = idemserver.Start(t)
+	} else {
+		_, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t)})
+		e.upStore = store
+		e.upClient = &upstream.Client{BaseURL: upURL}
+	}
 
 	for try := 0; ; try++ {
 		err := e.tryStartHost()
@@ -120,14 +133,23 @@ func (e *env) startHost() {
 }
 
 func (e *env) tryStartHost() error {
-	h, err := localserver.Open(localserver.Config{
-		DataDir:     e.dataDir,
-		Addr:        e.addr,
-		UpstreamURL: e.upClient.BaseURL,
-		Assets:      e.assets,
-		AppDir:      e.opts.appDir,
-		Logger:      testsupport.Logger(e.root),
-	})
+	cfg := localserver.Config{
+		DataDir: e.dataDir,
+		Addr:    e.addr,
+		Assets:  e.assets,
+		AppDir:  e.opts.appDir,
+		Logger:  testsupport.Logger(e.root),
+	}
+	if e.idem != nil {
+		cfg.UpstreamProtocol = localserver.ProtocolHTTP
+		cfg.UpstreamURL = e.idem.URL
+		cfg.Sync.MinBackoff = 20 * time.Millisecond
+		cfg.Sync.MaxBackoff = 200 * time.Millisecond
+		cfg.Sync.ProbeEvery = 100 * time.Millisecond
+	} else {
+		cfg.UpstreamURL = e.upClient.BaseURL
+	}
+	h, err := localserver.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -540,8 +562,14 @@ func (e *env) registrationID() serviceworker.RegistrationID {
 // dispatchSync fires a Background Sync event with the tag "outbox".
 func (e *env) dispatchSync(id serviceworker.RegistrationID) {
 	e.t.Helper()
+	e.dispatchSyncTag(id, "outbox")
+}
+
+// dispatchSyncTag fires a Background Sync event with the given tag.
+func (e *env) dispatchSyncTag(id serviceworker.RegistrationID, tag string) {
+	e.t.Helper()
 	if _, err := chromedp.Call(e.ctx, serviceworker.DispatchSyncEvent, serviceworker.DispatchSyncEventParams{
-		Origin: e.origin, RegistrationID: id, Tag: "outbox",
+		Origin: e.origin, RegistrationID: id, Tag: tag,
 	}); err != nil {
 		e.t.Fatalf("dispatch sync: %v", err)
 	}

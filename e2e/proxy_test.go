@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,9 +31,10 @@ type frontProxy struct {
 	messagesGets   atomic.Int64 // GET /api/messages seen
 	refusedBatches atomic.Int64 // batches answered 503 by the proxy
 
-	mu    sync.Mutex
-	acked map[string]int // per key: batches that carried it and that the host answered 200
-	order []string       // keys in the order the host first acknowledged them
+	mu       sync.Mutex
+	acked    map[string]int // per key: batches that carried it and that the host answered 200
+	order    []string       // keys in the order the host first acknowledged them
+	replayed map[string]int // per key: sw-sync.js replays (/upstream/ writes, Prefer: respond-async) the host answered 2xx
 }
 
 func newFrontProxy(t testing.TB, hostOrigin string) *frontProxy {
@@ -40,7 +42,7 @@ func newFrontProxy(t testing.TB, hostOrigin string) *frontProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &frontProxy{host: hostOrigin, acked: map[string]int{}}
+	p := &frontProxy{host: hostOrigin, acked: map[string]int{}, replayed: map[string]int{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -80,6 +82,15 @@ func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Method == http.MethodPost && r.URL.Path == "/api/actions/batch":
 		p.forwardBatch(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/upstream/") && r.Header.Get("Prefer") == "respond-async":
+		rec := &statusRecorder{ResponseWriter: w}
+		p.rp.ServeHTTP(rec, r)
+		if rec.status >= 200 && rec.status <= 299 {
+			p.mu.Lock()
+			p.replayed[r.Header.Get("Idempotency-Key")]++
+			p.mu.Unlock()
+		}
 		return
 	}
 	p.rp.ServeHTTP(w, r)
@@ -124,6 +135,17 @@ func (p *frontProxy) ackedKeys() (map[string]int, []string) {
 		m[k] = v
 	}
 	return m, append([]string(nil), p.order...)
+}
+
+// replayedKeys returns, per key, how many sw-sync.js replays the host took.
+func (p *frontProxy) replayedKeys() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[string]int, len(p.replayed))
+	for k, v := range p.replayed {
+		m[k] = v
+	}
+	return m
 }
 
 type statusRecorder struct {

@@ -219,6 +219,10 @@ func Open(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	mods, err := newModules()
+	if err != nil {
+		return nil, err
+	}
 	vapid, err := push.LoadOrCreateKeys(filepath.Join(cfg.DataDir, "vapid.json"))
 	if err != nil {
 		return nil, err
@@ -307,6 +311,7 @@ func Open(cfg Config) (*Host, error) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
 	})
 	mux.HandleFunc("GET /login", h.login)
+	mux.Handle(ModulesPrefix, mods)
 	mux.Handle("/", keepReserved(site))
 	// No ReadTimeout: it would stay armed after the body is read and then
 	// cancel the context of a long request (POST /api/sync). Bodies get
