@@ -27,9 +27,9 @@ import (
 	"synctray/localserver/datadir"
 	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
-	"synctray/localserver/readcache"
 	"synctray/localserver/outboxdb"
 	"synctray/localserver/push"
+	"synctray/localserver/readcache"
 	"synctray/localserver/syncer"
 	"synctray/upstream/protocol"
 )
