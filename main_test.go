@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/idemserver"
 	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver/outboxdb"
 	"synctray/upstream"
@@ -367,5 +368,143 @@ func TestOneHostPerDataDir(t *testing.T) {
 	waitHealthy(t, "http://"+addr, p)
 	if baks, _ := filepath.Glob(filepath.Join(dir, "outbox.db.bak-*")); len(baks) != 1 {
 		t.Fatalf("after --reset-outbox: backups %v, want the emptied outbox moved aside", baks)
+	}
+}
+
+// TestCrashRecoveryHTTPMode is the crash test in HTTP mode: writes go to
+// /upstream/ and are replayed to an idempotent REST backend; the host is
+// killed with SIGKILL at least 20 times while it replays them.
+func TestCrashRecoveryHTTPMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped in -short mode only")
+	}
+	const (
+		n        = 2000
+		minKills = 20
+		clients  = 8
+	)
+	backend := idemserver.Start(t)
+	backend.SetLatency(time.Millisecond) // keeps writes in flight, so kills land mid-replay
+
+	dir := t.TempDir()
+	addr := testsupport.FreeAddr(t)
+	base := "http://" + addr
+	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", backend.URL, "--upstream-protocol", "http", "--log-level", "warn"}
+	p := startProc(t, logf, args...)
+	waitHealthy(t, base, p)
+	token := readToken(t, dir)
+
+	var mu sync.Mutex
+	var acked []string
+	keys := make(chan string, n)
+	for i := 0; i < n; i++ {
+		keys <- testsupport.NewKey()
+	}
+	close(keys)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var retries int64
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for c := 0; c < clients; c++ {
+		wg.Go(func() {
+			for k := range keys {
+				for ctx.Err() == nil {
+					req, _ := http.NewRequest("POST", base+"/upstream/todos", strings.NewReader(`{"title":"`+k+`"}`))
+					req.Header.Set("Authorization", "Bearer "+token)
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", k)
+					req.Header.Set("Prefer", "respond-async")
+					resp, err := hc.Do(req)
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode/100 == 2 {
+							mu.Lock()
+							acked = append(acked, k)
+							mu.Unlock()
+							break
+						}
+					}
+					mu.Lock()
+					retries++
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	enqueued := make(chan struct{})
+	go func() { wg.Wait(); close(enqueued) }()
+
+	kills := 0
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
+	for kills < minKills || !isClosed(enqueued) {
+		if ctx.Err() != nil {
+			t.Fatalf("time out after %d kills", kills)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		kills++
+		p = startProc(t, logf, args...)
+		waitHealthy(t, base, p)
+	}
+	for {
+		if ctx.Err() != nil {
+			t.Fatal("timed out waiting for the outbox to drain")
+		}
+		var st struct {
+			Counts map[string]int `json:"counts"`
+		}
+		req, _ := http.NewRequest("GET", base+"/api/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := hc.Do(req); err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.Counts["synced"] == n && st.Counts["queued"] == 0 && st.Counts["syncing"] == 0 {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("host did not stop on SIGTERM")
+	}
+
+	counts := backend.CountByKey()
+	if len(counts) != n {
+		t.Errorf("backend applied %d keys, want exactly %d", len(counts), n)
+	}
+	for _, k := range acked {
+		if counts[k] != 1 {
+			t.Errorf("acknowledged key %s applied %d times, want once", k, counts[k])
+		}
+	}
+	if len(acked) != n {
+		t.Errorf("%d writes acknowledged, want %d", len(acked), n)
+	}
+	db, err := outboxdb.Open(filepath.Join(dir, "outbox.db"), outboxdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.IntegrityCheck(context.Background()); err != nil {
+		t.Errorf("outbox integrity: %v", err)
+	}
+	figures := fmt.Sprintf("crash test (http mode): %d writes, %d SIGKILLs, %d client retries, %v to drain; backend applied %d keys once each, got %d requests; integrity ok\n",
+		n, kills, retries, elapsed.Round(time.Millisecond), len(counts), backend.Requests())
+	t.Log(figures)
+	if err := os.MkdirAll("artifacts", 0o755); err == nil {
+		os.WriteFile(filepath.Join("artifacts", "crashtest-http.txt"), []byte(figures), 0o644)
 	}
 }

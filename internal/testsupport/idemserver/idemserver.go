@@ -59,6 +59,14 @@ type Server struct {
 	requests int
 	seenHdr  []http.Header // every request's headers, in order
 	nextID   int
+	latency  time.Duration
+}
+
+// SetLatency delays every write by d (not a fault: a slow backend).
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // Start runs a server until the test ends.
@@ -127,8 +135,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	s.seenHdr = append(s.seenHdr, r.Header.Clone())
-	f := s.fault
+	f, latency := s.fault, s.latency
 	s.mu.Unlock()
+	if latency > 0 && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		time.Sleep(latency)
+	}
 
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.Header().Set("Content-Type", "application/json")
