@@ -100,6 +100,9 @@ type Options struct {
 	// Clock times the notification window; nil: the wall clock. The tray
 	// passes the host's clock.
 	Clock clock.Clock
+	// Do runs a function on the UI thread; nil: fyne.Do. Tests pass one
+	// that runs it later, as the desktop driver does.
+	Do func(func())
 }
 
 // App is the running tray app. Create it with New, then Start it.
@@ -200,13 +203,15 @@ func (a *App) Start(ctx context.Context) {
 // ShowInspector shows the outbox window (building it the first time) and
 // brings it to the front. It is safe to call from any goroutine.
 func (a *App) ShowInspector() {
+	// visible first: the kick below must find the window wanted, whenever
+	// the UI thread gets to showing it (fyne.Do runs later, on that thread).
+	a.mu.Lock()
+	a.vm.visible = true
+	a.mu.Unlock()
 	a.ui(func() {
 		if a.insp == nil {
 			a.insp = newInspector(a)
 		}
-		a.mu.Lock()
-		a.vm.visible = true
-		a.mu.Unlock()
 		a.insp.w.Show()
 		a.insp.w.RequestFocus()
 		a.insp.render(a.snapshot())
@@ -219,7 +224,11 @@ func (a *App) ShowInspector() {
 // under the same lock. Handlers that Fyne calls must not call ui
 // synchronously: they change the view-model and kick the refresher.
 func (a *App) ui(f func()) {
-	fyne.Do(func() {
+	do := fyne.Do
+	if a.o.Do != nil {
+		do = a.o.Do
+	}
+	do(func() {
 		a.uiMu.Lock()
 		defer a.uiMu.Unlock()
 		f()
