@@ -49,6 +49,12 @@ func (f *fakeHost) add(typ string, state outbox.State, payload string) outbox.Ac
 	a := outbox.Action{ID: id, Key: fmt.Sprintf("0190a0b0-0000-7000-8000-%012d", id), Type: typ,
 		Payload: json.RawMessage(payload), State: state, CreatedAt: fakeEpoch.Add(time.Duration(id) * time.Second)}
 	a.UpdatedAt = a.CreatedAt
+	var p struct {
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(a.Payload, &p) == nil {
+		a.Summary = p.Text // as the real host does (localserver.describe)
+	}
 	if state == outbox.Failed {
 		a.Attempts, a.LastError = 1, "payload rejected: text too long"
 	}

@@ -29,8 +29,8 @@ func TestTheDetailPaneShowsAnHTTPWriteAsARequestAndItsAnswer(t *testing.T) {
 				t.Errorf("detail pane lacks %q:\n%s", want, in.payload.Text)
 			}
 		}
-		if !strings.Contains(in.detailTitle.Text, "PUT /todos/7 → failed: 422 title is required") {
-			t.Errorf("title = %q, want the write's summary", in.detailTitle.Text)
+		if !strings.HasPrefix(in.fields.Text, "PUT /todos/7 → failed: 422 title is required\n") {
+			t.Errorf("fields = %q, want the write's summary first", in.fields.Text)
 		}
 	})
 }

@@ -44,8 +44,16 @@ var columns = []struct {
 	title string
 	width float32
 }{
-	{"Created", 150}, {"Type", 90}, {"Key", 310}, {"State", 80}, {"Attempts", 75}, {"Next attempt", 110}, {"Last error", 320},
+	{"Created", 120}, {"Summary", 230}, {"State", 70}, {"Attempts", 70}, {"Next try", 75}, {"Last error", 175},
 }
+
+// The table's columns fit the table's part of the default window (1200 ×
+// 700, the table taking splitOffset of it): the whole row shows without a
+// horizontal scrollbar. The key is in the detail pane.
+const (
+	defaultWidth = 1200
+	splitOffset  = 0.64
+)
 
 // inspector is the outbox window. Its fields are touched on the UI thread
 // only (apply and render run through App.ui; Fyne calls the handlers).
@@ -222,9 +230,9 @@ func newInspector(a *App) *inspector {
 	bottom := container.NewBorder(nil, nil, nil, container.NewHBox(right...), in.notice)
 	in.bottom = bottom
 	split := container.NewHSplit(in.table, container.NewVScroll(container.NewPadded(in.detail)))
-	split.Offset = 0.64
+	split.Offset = splitOffset
 	in.w.SetContent(container.NewBorder(top, bottom, nil, nil, split))
-	in.w.Resize(fyne.NewSize(1200, 700))
+	in.w.Resize(fyne.NewSize(defaultWidth, 700))
 	in.w.SetCloseIntercept(func() {
 		in.w.Hide()
 		a.update(func(vm *viewModel) { vm.visible = false })
@@ -243,12 +251,13 @@ func (in *inspector) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	imp := widget.MediumImportance
 	switch id.Col {
 	case 0:
-		text = when(a.CreatedAt, "2006-01-02 15:04:05")
+		text = when(a.CreatedAt, "Jan 2 15:04:05")
 	case 1:
-		text = a.Type
+		text = a.Summary // the host's one line: a message's text, "POST /todos → 201 Created"
+		if text == "" {
+			text = a.Type
+		}
 	case 2:
-		text = a.Key
-	case 3:
 		text = string(a.State)
 		switch a.State {
 		case outbox.Failed:
@@ -258,11 +267,11 @@ func (in *inspector) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 		case outbox.Queued, outbox.Syncing:
 			imp = widget.HighImportance
 		}
-	case 4:
+	case 3:
 		text = fmt.Sprint(a.Attempts)
-	case 5:
+	case 4:
 		text = whenPtr(a.NextAttemptAt, "15:04:05")
-	case 6:
+	case 5:
 		text = oneLine(a.LastError)
 	}
 	bold := a.ID == in.selID
@@ -324,6 +333,9 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 	default:
 		a := d.act
 		var f strings.Builder
+		if a.Summary != "" {
+			fmt.Fprintf(&f, "%s\n", shorten(a.Summary, 200))
+		}
 		fmt.Fprintf(&f, "Key: %s\nType: %s\nAttempts: %d\nCreated: %s\nUpdated: %s", a.Key, a.Type, a.Attempts,
 			when(a.CreatedAt, "2006-01-02 15:04:05.000"), when(a.UpdatedAt, "2006-01-02 15:04:05.000"))
 		if a.SyncedAt != nil {
@@ -353,11 +365,7 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 		if a.Type == httpup.ActionType {
 			body = shortenBytes(httpup.Detail(a), maxPayloadShown) // the request kept and the upstream's answer
 		}
-		title := fmt.Sprintf("Action %d · %s", a.ID, a.State)
-		if a.Summary != "" {
-			title += " · " + shorten(a.Summary, 100)
-		}
-		in.setDetail(title, f.String(), body, h.String())
+		in.setDetail(fmt.Sprintf("Action %d · %s", a.ID, a.State), f.String(), body, h.String())
 	}
 }
 

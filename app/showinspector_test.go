@@ -34,3 +34,18 @@ func TestOutboxFromTheTrayShowsTheRowsAtOnce(t *testing.T) {
 	a.ShowInspector() // what the tray's "Outbox…" item calls
 	waitFor(t, a, "the rows", func() bool { return a.insp != nil && len(a.insp.rows) == 7 })
 }
+
+func TestTheWholeRowFitsTheDefaultWindow(t *testing.T) {
+	var total float32
+	for _, c := range columns {
+		total += c.width
+	}
+	if avail := float32(defaultWidth)*splitOffset - 20; total > avail { // 20: the split's handle and padding
+		t.Fatalf("columns take %.0f px, the table has %.0f at the default size: a horizontal scrollbar", total, avail)
+	}
+	for _, c := range columns {
+		if c.title == "Key" {
+			t.Fatal("the table still has a Key column: rows differ only by UUID")
+		}
+	}
+}
