@@ -72,6 +72,7 @@ type inspector struct {
 	rows    []outbox.Action
 	selRow  int // the table's selected row, -1: none
 	selID   int64
+	selAct  *outbox.Action // the selected action as last loaded; nil: not loaded
 	pageOf  *widget.Label
 	newer   *widget.Button
 	older   *widget.Button
@@ -281,6 +282,21 @@ func (in *inspector) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	}
 }
 
+// actionHint says which buttons an action's state rules out, and why.
+func actionHint(s outbox.State) string {
+	switch s {
+	case outbox.Syncing:
+		return "Being sent right now: it cannot be cancelled or retried until the upstream answers."
+	case outbox.Synced:
+		return "It has reached the upstream: there is nothing to cancel or retry."
+	case outbox.Cancelled:
+		return "It was cancelled: it will not be sent."
+	case outbox.Queued:
+		return "Queued: Retry is for failed actions; Cancel (or Delete) keeps it from being sent."
+	}
+	return ""
+}
+
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // apply shows a reload: the status parts always, the table and the detail
@@ -332,6 +348,7 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 		in.setDetail(fmt.Sprintf("Action %d: %v", selected, d.err), "", "", "")
 	default:
 		a := d.act
+		in.selAct = &a
 		var f strings.Builder
 		if a.Summary != "" {
 			fmt.Fprintf(&f, "%s\n", shorten(a.Summary, 200))
@@ -346,6 +363,9 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 		}
 		if a.LastError != "" {
 			fmt.Fprintf(&f, "\nLast error: %s", a.LastError)
+		}
+		if why := actionHint(a.State); why != "" {
+			fmt.Fprintf(&f, "\n%s", why)
 		}
 		var h strings.Builder
 		for i, c := range d.history {
@@ -435,8 +455,14 @@ func (in *inspector) render(vm viewModel) {
 	if relayout {
 		in.filterBar.Refresh() // the buttons' widths changed
 	}
-	setEnabled(in.cancel, vm.selected != 0)
-	setEnabled(in.retry, vm.selected != 0)
+	// Buttons follow what the selected action's state allows (the domain's
+	// state machine); the detail pane says why when they are off.
+	st := outbox.State("")
+	if in.selAct != nil && in.selAct.ID == vm.selected {
+		st = in.selAct.State
+	}
+	setEnabled(in.cancel, vm.selected != 0 && outbox.CanTransition(st, outbox.Cancelled))
+	setEnabled(in.retry, vm.selected != 0 && st == outbox.Failed)
 	setEnabled(in.cancelAll, vm.status.Counts[outbox.Queued] > 0)
 
 	page := len(vm.cursors)

@@ -172,25 +172,37 @@ func TestInspectorButtonsCallTheHost(t *testing.T) {
 	})
 }
 
-func TestInspectorShowsTheHostsRefusal(t *testing.T) {
+func TestInspectorButtonsFollowTheSelectedActionsState(t *testing.T) {
 	f := sample()
 	a, in := openInspector(t, f, Options{})
-	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 2}) }) // action 5, synced
-	waitFor(t, a, "action 5 selected", func() bool { return in.detailTitle.Text == "Action 5 · synced" })
-	inspect(a, func() { test.Tap(in.cancel) })
-	want := (&outbox.TransitionError{ID: 5, From: outbox.Synced, To: outbox.Cancelled}).Error()
-	waitFor(t, a, "the refusal", func() bool { return in.notice.Text == want })
-	inspect(a, func() {
-		if !strings.Contains(want, "already reached the upstream") {
-			t.Errorf("refusal %q does not say why", want)
-		}
-		if in.notice.Importance != widget.DangerImportance {
-			t.Error("the refusal is not shown as an error")
-		}
-		if cells(in, 2)[2] != "synced" {
-			t.Error("the synced action changed")
-		}
-	})
+	for _, c := range []struct {
+		row           int
+		title         string
+		cancel, retry bool
+		hint          string
+	}{
+		{2, "Action 5 · synced", false, false, "reached the upstream"},
+		{0, "Action 7 · cancelled", false, false, "was cancelled"},
+		{1, "Action 6 · failed", true, true, ""},
+		{4, "Action 3 · queued", true, false, "Retry is for failed actions"},
+	} {
+		inspect(a, func() { in.table.Select(widget.TableCellID{Row: c.row}) })
+		waitFor(t, a, c.title, func() bool { return in.detailTitle.Text == c.title && in.cancel.Disabled() == !c.cancel })
+		inspect(a, func() {
+			if in.cancel.Disabled() == c.cancel || in.retry.Disabled() == c.retry {
+				t.Errorf("%s: Cancel enabled %v, Retry enabled %v; want %v, %v", c.title, !in.cancel.Disabled(), !in.retry.Disabled(), c.cancel, c.retry)
+			}
+			if c.hint != "" && !strings.Contains(in.fields.Text, c.hint) {
+				t.Errorf("%s: the detail pane does not say why (%q):\n%s", c.title, c.hint, in.fields.Text)
+			}
+		})
+	}
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 2}) })
+	waitFor(t, a, "action 5", func() bool { return in.detailTitle.Text == "Action 5 · synced" && in.cancel.Disabled() })
+	inspect(a, func() { test.Tap(in.cancel) }) // a disabled button does nothing
+	if f.called("Cancel 5") {
+		t.Error("a disabled Cancel reached the host")
+	}
 }
 
 func TestInspectorMovesRowsLiveAndKeepsTheSelection(t *testing.T) {
