@@ -44,9 +44,16 @@ func (s IconState) String() string {
 func StatusLine(st localserver.Status) (string, IconState) {
 	waiting := st.Counts[outbox.Queued] + st.Counts[outbox.Syncing]
 	failed := st.Counts[outbox.Failed]
+	// The same counts and words as the inspector's filters ("Queued (4,750)
+	// · Syncing (250)"): "4,750 queued · 250 syncing".
 	queue := "all synced"
-	if waiting > 0 {
-		queue = count(waiting) + " queued"
+	switch q, sy := st.Counts[outbox.Queued], st.Counts[outbox.Syncing]; {
+	case sy > 0 && q > 0:
+		queue = count(q) + " queued · " + count(sy) + " syncing"
+	case sy > 0:
+		queue = count(sy) + " syncing"
+	case q > 0:
+		queue = count(q) + " queued"
 	}
 	var parts []string
 	state := IconSynced

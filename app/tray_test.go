@@ -34,7 +34,7 @@ func TestStatusLine(t *testing.T) {
 		{"online with nothing waiting", localserver.Status{Status: syncer.Status{Online: true}, Counts: counts(outbox.Synced, 5)},
 			"Online · all synced", IconSynced},
 		{"online with actions waiting", localserver.Status{Status: syncer.Status{Online: true}, Counts: counts(outbox.Queued, 2, outbox.Syncing, 1)},
-			"Online · 3 queued", IconQueued},
+			"Online · 2 queued · 1 syncing", IconQueued}, // the filters' words and counts
 		{"offline since a time", localserver.Status{Status: syncer.Status{OfflineSince: &since}, Counts: counts(outbox.Queued, 12)},
 			"Offline since 14:02 · 12 queued", IconOffline},
 		{"offline, no time known", localserver.Status{Counts: counts(outbox.Queued, 100000)},
