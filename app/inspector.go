@@ -234,6 +234,10 @@ func newInspector(a *App) *inspector {
 	split.Offset = splitOffset
 	in.w.SetContent(container.NewBorder(top, bottom, nil, nil, split))
 	in.w.Resize(fyne.NewSize(defaultWidth, 700))
+	// Keys act on the selection where that is safe: Delete cancels (as the
+	// Cancel button: only what may be cancelled), Enter retries a failed
+	// action; both only when the button they stand for is enabled.
+	in.w.Canvas().SetOnTypedKey(in.typedKey)
 	in.w.SetCloseIntercept(func() {
 		in.w.Hide()
 		a.update(func(vm *viewModel) { vm.visible = false })
@@ -279,6 +283,20 @@ func (in *inspector) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 	if l.Text != text || l.Importance != imp || l.TextStyle.Bold != bold {
 		l.Text, l.Importance, l.TextStyle.Bold = text, imp, bold
 		l.Refresh()
+	}
+}
+
+// typedKey runs on the UI thread (Fyne calls it) for keys no widget took.
+func (in *inspector) typedKey(ev *fyne.KeyEvent) {
+	switch ev.Name {
+	case fyne.KeyDelete, fyne.KeyBackspace:
+		if !in.cancel.Disabled() {
+			in.cancel.OnTapped()
+		}
+	case fyne.KeyReturn, fyne.KeyEnter:
+		if !in.retry.Disabled() {
+			in.retry.OnTapped()
+		}
 	}
 }
 

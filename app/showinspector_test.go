@@ -3,6 +3,9 @@ package app
 import (
 	"testing"
 	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/widget"
 )
 
 // laterUI runs UI functions on a goroutine of their own, a little later,
@@ -48,4 +51,24 @@ func TestTheWholeRowFitsTheDefaultWindow(t *testing.T) {
 			t.Fatal("the table still has a Key column: rows differ only by UUID")
 		}
 	}
+}
+
+func TestDeleteCancelsAndEnterRetriesTheSelection(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+	press := func(k fyne.KeyName) { in.w.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: k}) }
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 2}) }) // action 5, synced
+	waitFor(t, a, "action 5", func() bool { return in.detailTitle.Text == "Action 5 · synced" && in.cancel.Disabled() })
+	inspect(a, func() { press(fyne.KeyDelete); press(fyne.KeyReturn) })
+	if f.called("Cancel 5") || f.called("Retry 5") {
+		t.Fatal("Delete or Enter acted on a synced action")
+	}
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 1}) }) // action 6, failed
+	waitFor(t, a, "action 6", func() bool { return in.detailTitle.Text == "Action 6 · failed" && !in.retry.Disabled() })
+	inspect(a, func() { press(fyne.KeyReturn) })
+	waitFor(t, a, "the retry", func() bool { return f.called("Retry 6") })
+	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 4}) }) // action 3, queued
+	waitFor(t, a, "action 3", func() bool { return in.detailTitle.Text == "Action 3 · queued" && !in.cancel.Disabled() })
+	inspect(a, func() { press(fyne.KeyDelete) })
+	waitFor(t, a, "the cancel", func() bool { return f.called("Cancel 3") })
 }
