@@ -419,7 +419,9 @@ const live = new Live({
     askWorker({ type: 'replay' });
     loadAll();
   },
-  onClose: () => changed(),
+  // A closed socket means the host went away (or restarts): say so at once
+  // rather than at the next API call; Live reconnects with backoff.
+  onClose: () => reachable(false),
 });
 
 let pollTimer = 0;
