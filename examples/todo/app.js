@@ -300,21 +300,17 @@ function apply(list, op) {
 }
 
 // view: the list with every pending write applied (a failed one too, so
-// that it stays visible with its reason); deleted items stay, marked, until
-// their DELETE settles.
+// that it stays visible with its reason); a deleted item stays in its
+// place, marked, until its DELETE settles.
 function view() {
   let list = todos.map((t) => ({ ...t }));
   const last = new Map(); // id -> its latest pending write
-  const deleted = new Map();
   for (const op of pending) {
     last.set(op.id, op);
-    if (op.method === 'DELETE') {
-      const t = list.find((x) => x.id === op.id);
-      if (t) deleted.set(op.id, t);
-    }
-    list = apply(list, op);
+    list = op.method === 'DELETE'
+      ? list.map((t) => (t.id === op.id ? { ...t, deleted: true } : t))
+      : apply(list, op);
   }
-  for (const [id, t] of deleted) if (!list.some((x) => x.id === id)) list.push({ ...t, deleted: true });
   return list.map((t) => ({ ...t, op: last.get(t.id) || null }));
 }
 
