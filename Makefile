@@ -10,7 +10,7 @@ RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev 
 	libxinerama-dev libxi-dev libxxf86vm-dev
 TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick
 
-.PHONY: run test deps build bench fuzz vet clean package
+.PHONY: run test deps node-deps build bench fuzz vet clean package
 
 run: APT_PKGS = $(RUN_PKGS)
 run: deps build
@@ -29,10 +29,24 @@ deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# json-server from npm, the REST backend of the example app's browser tests
+# (e2e/todo_test.go), at the version .ci/node/package-lock.json pins, so
+# that the tests need no network; node and npm from Debian when missing.
+NODE_DEPS := .ci/node/node_modules/json-server/package.json
+node-deps: $(NODE_DEPS)
+$(NODE_DEPS): .ci/node/package.json .ci/node/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing: nodejs npm"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends nodejs npm; \
+	}
+	npm ci --no-audit --no-fund --prefix .ci/node
+	@touch $@
+
 # Every test in one `go test` call (it shares the build cache), then the
 # host and the upstream under the race detector.
 test: APT_PKGS = $(TEST_PKGS)
-test: deps
+test: deps node-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -shuffle=on -timeout 20m ./...
 	# The concurrent core again under the race detector.

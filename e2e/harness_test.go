@@ -51,6 +51,10 @@ type options struct {
 	// the reference upstream, with a short backoff so that a backend that
 	// comes back is used again within a test's wait.
 	httpUpstream bool
+	// upstreamURL starts the host in HTTP mode against this backend (a
+	// server of the test's own, e.g. json-server) instead of env.idem,
+	// with the same short backoff.
+	upstreamURL string
 }
 
 // env is one test's world: a reference upstream, a host on a fixed port
@@ -86,9 +90,11 @@ func newEnv(t testing.TB, opts options) *env {
 	}
 	e := &env{t: t, root: t, opts: opts, addr: testsupport.FreeAddr(t), dataDir: t.TempDir(), console: &consoleLog{}, assets: opts.assets}
 
-	if opts.httpUpstream {
+	switch {
+	case opts.upstreamURL != "":
+	case opts.httpUpstream:
 		e.idem = idemserver.Start(t)
-	} else {
+	default:
 		_, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t)})
 		e.upStore = store
 		e.upClient = &upstream.Client{BaseURL: upURL}
@@ -140,9 +146,12 @@ func (e *env) tryStartHost() error {
 		AppDir:  e.opts.appDir,
 		Logger:  testsupport.Logger(e.root),
 	}
-	if e.idem != nil {
+	if e.idem != nil || e.opts.upstreamURL != "" {
 		cfg.UpstreamProtocol = localserver.ProtocolHTTP
-		cfg.UpstreamURL = e.idem.URL
+		cfg.UpstreamURL = e.opts.upstreamURL
+		if e.idem != nil {
+			cfg.UpstreamURL = e.idem.URL
+		}
 		cfg.Sync.MinBackoff = 20 * time.Millisecond
 		cfg.Sync.MaxBackoff = 200 * time.Millisecond
 		cfg.Sync.ProbeEvery = 100 * time.Millisecond
