@@ -115,6 +115,7 @@ type Host struct {
 
 	waits       waiters          // writes waiting for their upstream answer (HTTP mode)
 	cache       *readcache.Cache // answers to reads through /upstream/ (HTTP mode)
+	metrics     *metrics
 	statusDirty chan struct{}
 	closeOnce   sync.Once
 	closeErr    error
@@ -248,6 +249,9 @@ func Open(cfg Config) (*Host, error) {
 		po.Logger = h.log.With("component", "push")
 	}
 	h.sender = push.NewSender(pushStore, vapid, po)
+	if h.metrics, err = newMetrics(hostGauges{h}, cfg.Clock.Now); err != nil {
+		return nil, err
+	}
 
 	h.db, err = openOutbox(cfg, outboxdb.Options{
 		Now:          cfg.Clock.Now,
@@ -272,6 +276,7 @@ func Open(cfg Config) (*Host, error) {
 	so.Logger = h.log.With("component", "sync")
 	so.OnStatus = h.statusChanged
 	so.OnReport = h.synced
+	so.Observe = h.metrics.observe
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {
 		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
@@ -307,6 +312,7 @@ func Open(cfg Config) (*Host, error) {
 		mux.HandleFunc(httpup.Prefix+"/", notHTTPMode)
 	}
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
+	mux.Handle("GET /metrics", h.metrics.handler(h.log.With("component", "metrics")))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
 	})
@@ -466,6 +472,7 @@ func (h *Host) login(w http.ResponseWriter, r *http.Request) {
 
 // actionsChanged runs after each outbox commit.
 func (h *Host) actionsChanged(acts []outbox.Action) {
+	h.metrics.actionsChanged(acts)
 	for i := range acts {
 		a := acts[i]
 		describe(&a)
