@@ -297,6 +297,7 @@ func Open(cfg Config) (*Host, error) {
 	a := &api{store: describedStore{h.db}, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
 		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
+	mux.Handle("GET /api/actions/export", &exportHandler{db: h.db, api: a})
 	if fw != nil {
 		// Reads pass through to the upstream; their last good answers are
 		// kept in cache.db and served while it is unreachable.
