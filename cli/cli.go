@@ -73,6 +73,7 @@ Usage:
   synctray outbox COMMAND         inspect and steer the outbox of the running host:
       list [--state S] [--limit N] [--cursor C]
       show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online
+      export [--state S] [--since T] [--format jsonl|csv]
       (add --json for machine-readable output)
 
 Run 'synctray COMMAND --help' for a command's flags. Every flag can also be
