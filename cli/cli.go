@@ -73,6 +73,7 @@ Usage:
   synctray outbox COMMAND         inspect and steer the outbox of the running host:
       list [--state S] [--limit N] [--cursor C]
       show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online
+      export [--state S] [--since T] [--format jsonl|csv]
       (add --json for machine-readable output)
 
 Run 'synctray COMMAND --help' for a command's flags. Every flag can also be
@@ -82,9 +83,10 @@ set from the environment as SYNCTRAY_<FLAG> (e.g. SYNCTRAY_DATA_DIR).
 
 // common holds the flags shared by every command that talks to a host.
 type common struct {
-	dataDir  string
-	addr     string
-	logLevel string
+	dataDir   string
+	addr      string
+	logLevel  string
+	logFormat string
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultAddr string) {
@@ -95,14 +97,24 @@ func (c *common) registerIn(fs *flag.FlagSet, defaultAddr, defaultDir string) {
 	fs.StringVar(&c.dataDir, "data-dir", defaultDir, "data directory (outbox, API token)")
 	fs.StringVar(&c.addr, "addr", defaultAddr, "loopback address to listen on or talk to")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text (key=value) or json (one JSON object per line, for log shippers)")
 }
 
+// logger is the command's logger: one line per event, as --log-level and
+// --log-format say.
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.logFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 }
 
 func defaultDataDir() string {

@@ -28,9 +28,14 @@ Commands:
   cancel-queued                                cancel every queued action
   sync                                         send everything queued now (also when working offline)
   status                                       connection and counts
-  offline | online                             pause or resume automatic sync`
+  offline | online                             pause or resume automatic sync
+  export [--state S] [--since T] [--format jsonl|csv]
+                                               the outbox with history, oldest first, to stdout`
 
 func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "export" { // its own flags (export.go)
+		return runOutboxExport(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("outbox", outboxSynopsis, stderr)
 	var c common
 	c.register(fs, localserver.DefaultAddr)

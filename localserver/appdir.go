@@ -35,6 +35,7 @@ var ReservedPaths = []ReservedPath{
 	{"/api/", "the JSON API"},
 	{"/ws", "the live events WebSocket"},
 	{"/healthz", "the health check"},
+	{"/metrics", "the Prometheus metrics"},
 	{"/login", "the one-time login links"},
 	{"/synctray/", "the host's modules for apps"},
 	{"/upstream/", "the HTTP upstream"},

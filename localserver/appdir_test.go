@@ -344,7 +344,7 @@ func TestReservedPaths(t *testing.T) {
 		for _, p := range localserver.ReservedPaths {
 			got = append(got, p.Path)
 		}
-		want := []string{"/api/", "/ws", "/healthz", "/login", "/synctray/", "/upstream/"}
+		want := []string{"/api/", "/ws", "/healthz", "/metrics", "/login", "/synctray/", "/upstream/"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("ReservedPaths = %q, want %q", got, want)
 		}

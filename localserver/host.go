@@ -115,6 +115,7 @@ type Host struct {
 
 	waits       waiters          // writes waiting for their upstream answer (HTTP mode)
 	cache       *readcache.Cache // answers to reads through /upstream/ (HTTP mode)
+	metrics     *metrics
 	statusDirty chan struct{}
 	closeOnce   sync.Once
 	closeErr    error
@@ -248,6 +249,9 @@ func Open(cfg Config) (*Host, error) {
 		po.Logger = h.log.With("component", "push")
 	}
 	h.sender = push.NewSender(pushStore, vapid, po)
+	if h.metrics, err = newMetrics(hostGauges{h}, cfg.Clock.Now); err != nil {
+		return nil, err
+	}
 
 	h.db, err = openOutbox(cfg, outboxdb.Options{
 		Now:          cfg.Clock.Now,
@@ -272,6 +276,7 @@ func Open(cfg Config) (*Host, error) {
 	so.Logger = h.log.With("component", "sync")
 	so.OnStatus = h.statusChanged
 	so.OnReport = h.synced
+	so.Observe = h.metrics.observe
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {
 		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
@@ -292,6 +297,7 @@ func Open(cfg Config) (*Host, error) {
 	a := &api{store: describedStore{h.db}, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
 		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
 	a.routes(mux)
+	mux.Handle("GET /api/actions/export", &exportHandler{db: h.db, api: a})
 	if fw != nil {
 		// Reads pass through to the upstream; their last good answers are
 		// kept in cache.db and served while it is unreachable.
@@ -307,6 +313,7 @@ func Open(cfg Config) (*Host, error) {
 		mux.HandleFunc(httpup.Prefix+"/", notHTTPMode)
 	}
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
+	mux.Handle("GET /metrics", h.metrics.handler(h.log.With("component", "metrics")))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
 	})
@@ -466,6 +473,7 @@ func (h *Host) login(w http.ResponseWriter, r *http.Request) {
 
 // actionsChanged runs after each outbox commit.
 func (h *Host) actionsChanged(acts []outbox.Action) {
+	h.metrics.actionsChanged(acts)
 	for i := range acts {
 		a := acts[i]
 		describe(&a)

@@ -62,9 +62,9 @@ func LoadOrCreateSecret(path string) (string, error) {
 }
 
 // guard enforces the host's access rules, in this order: the Host header
-// names this host (against DNS rebinding); /api and /ws need the API token
-// or the session cookie; state-changing requests and WebSocket upgrades
-// carry this host's Origin or none.
+// names this host (against DNS rebinding); /api, /ws, /upstream and
+// /metrics need the API token or the session cookie; state-changing
+// requests and WebSocket upgrades carry this host's Origin or none.
 type guard struct {
 	token string
 	// trust, when set, is told about each authenticated request, so its
@@ -260,7 +260,7 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "forbidden_host", fmt.Sprintf("host %q is not this synctray host", r.Host))
 			return
 		}
-		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" || r.URL.Path == "/ws" ||
+		protected := strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/api" || r.URL.Path == "/ws" || r.URL.Path == "/metrics" ||
 			strings.HasPrefix(r.URL.Path, "/upstream/") || r.URL.Path == "/upstream"
 		stateChanging := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions
 		upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")

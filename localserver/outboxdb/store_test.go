@@ -1002,6 +1002,10 @@ func TestQueryPlans(t *testing.T) {
 		{"maxQueuedIDSQL", maxQueuedIDSQL, nil},
 		{"historySQL", historySQL, []any{1}},
 		{"actionByKeySQL", actionByKeySQL, []any{"k"}},
+		{"oldestQueuedSQL", oldestQueuedSQL, nil},
+		{"exportSQL", exportSQL, []any{0, "", 1}},
+		{"exportByStateSQL", exportByStateSQL, []any{"failed", 0, "", 1}},
+		{"exportHistorySQL", exportHistorySQL, []any{1, 2}},
 		// No code runs this: it is the lookup SQLite makes for the history's
 		// ON DELETE CASCADE when Prune deletes actions.
 		{"cascade delete of history", `DELETE FROM history WHERE action_id = ?`, []any{1}},

@@ -73,6 +73,32 @@ type Options struct {
 	// 0 or 1: one, which keeps their order.
 	Concurrency int
 	Logger      *slog.Logger
+	// Observe, when set, is told about each upstream request the engine
+	// made and each claimed batch it sent and recorded (for metrics); it
+	// may be called from several goroutines at once and must not block.
+	// nil: nothing is observed.
+	Observe func(Observation)
+}
+
+// What an Observation measures.
+const (
+	ObserveRequest = "request" // one upstream request, with its outcome
+	ObserveBatch   = "batch"   // one claimed batch: sent, and its outcomes recorded
+)
+
+// Observation is one measurement of the engine's work, for Options.Observe.
+// Requests cut short because the engine stops (shutdown, a forced sync
+// out of time) are not observed: they say nothing about the upstream.
+type Observation struct {
+	What string // ObserveRequest or ObserveBatch
+	// Outcome is how the failure policy sorted a request's answer.
+	Outcome failure.Kind
+	// Code is a request's HTTP status; 0 when there was none (network
+	// error, timeout). A batch protocol v1 took counts as 200, the
+	// protocol's answer (its client accepts no other success).
+	Code     int
+	Actions  int           // actions the request or batch carried
+	Duration time.Duration // wall-clock time it took
 }
 
 // Validate reports options the engine cannot work with.
@@ -474,8 +500,10 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 		}
 		e.ReportStore(nil) // the claim wrote rows: the store works
 		e.update(func() { e.st.Syncing = true })
+		start := time.Now()
 		outcomes, stop := e.sendBatch(ctx, batch, &rep)
 		e.record(ctx, outcomes)
+		e.observe(Observation{What: ObserveBatch, Actions: len(batch), Duration: time.Since(start)})
 		if stop != nil {
 			rep.Err = stop
 			return rep
@@ -514,7 +542,9 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		req[i] = protocol.Action{Key: a.Key, Type: a.Type, Payload: a.Payload, CreatedAt: a.CreatedAt}
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, e.o.SendTimeout)
+	start := time.Now()
 	results, err := e.up.Send(sendCtx, req)
+	took := time.Since(start)
 	cancel()
 	rep.Batches++
 	if err != nil && ctx.Err() != nil {
@@ -523,6 +553,11 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 	}
 
 	kind := failure.Classify(err)
+	code := statusOf(err)
+	if err == nil {
+		code = 200 // protocol v1 answers a batch it took with 200
+	}
+	e.observe(Observation{What: ObserveRequest, Outcome: kind, Code: code, Actions: len(chunk), Duration: took})
 	switch kind {
 	case failure.Delivered:
 		e.reachable(true)
@@ -646,9 +681,12 @@ func (e *Engine) sendHTTP(ctx context.Context, batch []outbox.Action, rep *Repor
 func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
 	answers := make([]json.RawMessage, len(batch))
 	errs := make([]error, len(batch))
+	took := make([]time.Duration, len(batch))
 	send := func(i int) {
 		sendCtx, cancel := context.WithTimeout(ctx, e.o.SendTimeout)
+		start := time.Now()
 		answers[i], errs[i] = e.fw.Deliver(sendCtx, batch[i])
+		took[i] = time.Since(start)
 		cancel()
 	}
 	if len(batch) == 1 {
@@ -671,6 +709,11 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 			continue
 		}
 		kind := failure.Classify(err)
+		code := statusOf(err)
+		if code == 0 {
+			code = answerStatus(answers[i])
+		}
+		e.observe(Observation{What: ObserveRequest, Outcome: kind, Code: code, Actions: 1, Duration: took[i]})
 		switch kind {
 		case failure.Delivered:
 			e.reachable(true)
@@ -700,6 +743,41 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 		}
 	}
 	return out, stop
+}
+
+func (e *Engine) observe(o Observation) {
+	if e.o.Observe != nil {
+		e.o.Observe(o)
+	}
+}
+
+// statusOf is the HTTP status an upstream answered with, as its error
+// says; 0: none (nil, a network error, a timeout).
+func statusOf(err error) int {
+	var he *failure.HTTPError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	var pe *failure.ProtocolError
+	if errors.As(err, &pe) {
+		return pe.StatusCode
+	}
+	return 0
+}
+
+// answerStatus is the status kept in an HTTP upstream's answer (the
+// JSON of httpup.Answer); 0: none.
+func answerStatus(answer json.RawMessage) int {
+	if len(answer) == 0 {
+		return 0
+	}
+	var a struct {
+		Status int `json:"status"`
+	}
+	if json.Unmarshal(answer, &a) != nil {
+		return 0
+	}
+	return a.Status
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
