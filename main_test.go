@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -506,5 +507,24 @@ func TestCrashRecoveryHTTPMode(t *testing.T) {
 	t.Log(figures)
 	if err := os.MkdirAll("artifacts", 0o755); err == nil {
 		os.WriteFile(filepath.Join("artifacts", "crashtest-http.txt"), []byte(figures), 0o644)
+	}
+}
+
+func TestVersionPrintsTheVersionAndTheCommit(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		out, err := exec.Command(binary, arg).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "synctray ") || !strings.Contains(string(out), " (commit ") {
+			t.Fatalf("synctray %s: %v\n%s\nwant synctray VERSION (commit …)", arg, err, out)
+		}
+	}
+}
+
+func TestServeOnAPortOfAnotherProgramDoesNotBlameSynctray(t *testing.T) {
+	other := httptest.NewServer(http.NotFoundHandler())
+	defer other.Close()
+	cmd := exec.Command(binary, "serve", "--data-dir", t.TempDir(), "--addr", strings.TrimPrefix(other.URL, "http://"), "--upstream", "http://127.0.0.1:1")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "is taken by another program") || strings.Contains(string(out), "already running") {
+		t.Fatalf("serve on a taken port: exit %d\n%s\nwant exit 1 saying another program holds it", cmd.ProcessState.ExitCode(), out)
 	}
 }

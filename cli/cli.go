@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,53 +13,175 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
+
+	"synctray/app"
+	"synctray/localserver"
 )
 
 // Main runs synctray with args (without the program name) and returns the
-// process exit code.
+// process exit code: 0, 1 for an error, 2 for a command line that cannot
+// run. With outbox's --json, an error is printed to stdout as
+// {"error":{"code","message"}} instead of a line on stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd, rest := "", args
-	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isHelp(args[0]) || isVersion(args[0])) {
 		cmd, rest = args[0], args[1:]
 	}
 	var err error
-	switch cmd {
-	case "":
+	switch {
+	case cmd == "":
 		err = runTray(ctx, rest, stdout, stderr)
-	case "serve":
+	case cmd == "serve":
 		err = runServe(ctx, rest, stdout, stderr)
-	case "upstream":
+	case cmd == "upstream":
 		err = runUpstream(ctx, rest, stdout, stderr)
-	case "open":
+	case cmd == "open":
 		err = runOpen(ctx, rest, stdout, stderr)
-	case "outbox":
+	case cmd == "outbox":
 		err = runOutbox(ctx, rest, stdout, stderr)
-	case "logout":
+	case cmd == "logout":
 		err = runLogout(ctx, rest, stdout, stderr)
-	case "help", "-h", "--help", "-help":
+	case cmd == "version" || isVersion(cmd):
+		fmt.Fprintln(stdout, versionText(debug.ReadBuildInfo()))
+		return 0
+	case cmd == "help" || isHelp(cmd):
 		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "synctray: unknown command %q\n\n", cmd)
-		usage(stderr)
-		return 2
+		err = &usageError{cmd: "synctray", msg: fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	code := 1
+	var ue *usageError
+	if errors.As(err, &ue) {
+		code = 2
+	}
+	if cmd == "outbox" && wantsJSON(rest) {
+		c, msg := errorCode(err)
+		b, _ := json.Marshal(map[string]localserver.ErrorBody{"error": {Code: c, Message: msg}})
+		fmt.Fprintf(stdout, "%s\n", b)
+		return code
 	}
 	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
+	case ue != nil && ue.printed:
+	case ue != nil:
+		fmt.Fprintf(stderr, "%s: %s\nrun '%s --help' for more\n", ue.cmd, ue.msg, ue.cmd)
 	default:
 		fmt.Fprintln(stderr, "synctray:", err)
-		return 1
 	}
+	return code
 }
 
-// errUsage is returned after a usage message was printed.
-var errUsage = errors.New("usage")
+func isHelp(arg string) bool    { return arg == "-h" || arg == "--help" || arg == "-help" }
+func isVersion(arg string) bool { return arg == "--version" || arg == "-version" }
+
+// usageError is a command line that cannot run. Main prints it as one
+// line and a pointer to the command's --help (unless the usage was
+// printed already) and exits 2.
+type usageError struct {
+	cmd     string // e.g. "synctray serve"
+	msg     string
+	printed bool // the full usage is on stderr already
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// usageErr is a usageError for the command of fs.
+func usageErr(fs *flag.FlagSet, format string, a ...any) error {
+	return &usageError{cmd: commandName(fs), msg: fmt.Sprintf(format, a...)}
+}
+
+func commandName(fs *flag.FlagSet) string {
+	if fs.Name() == "synctray" {
+		return "synctray"
+	}
+	return "synctray " + fs.Name()
+}
+
+// codedError gives an error the code it has in --json output.
+type codedError struct {
+	code string
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// errorCode is the code and message of err in --json output: the host's
+// own code for an API error, "usage" for a command line that cannot run.
+func errorCode(err error) (code, msg string) {
+	var ue *usageError
+	var ce *codedError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ue):
+		return "usage", ue.msg
+	case errors.As(err, &ce):
+		return ce.code, err.Error()
+	case errors.As(err, &ae):
+		return ae.Code, ae.Message
+	}
+	return "error", err.Error()
+}
+
+// wantsJSON reports whether args (or SYNCTRAY_JSON) ask for --json, before
+// they are parsed, so that an error parsing them is JSON too.
+func wantsJSON(args []string) bool {
+	on, seen := false, false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "json" {
+			continue
+		}
+		seen, on = true, true
+		if hasVal {
+			b, err := strconv.ParseBool(val)
+			on = err == nil && b
+		}
+	}
+	if !seen {
+		b, err := strconv.ParseBool(os.Getenv(envName("json")))
+		on = err == nil && b
+	}
+	return on
+}
+
+// versionText is the version line: FyneApp.toml's version (app.Version)
+// and the VCS commit the binary was built from.
+func versionText(info *debug.BuildInfo, ok bool) string {
+	s := "synctray " + app.Version
+	rev, modified := "", false
+	if ok {
+		for _, kv := range info.Settings {
+			switch kv.Key {
+			case "vcs.revision":
+				rev = kv.Value
+			case "vcs.modified":
+				modified = kv.Value == "true"
+			}
+		}
+	}
+	switch {
+	case rev == "":
+		s += " (commit unknown: built without VCS information)"
+	case modified:
+		s += " (commit " + rev + ", with uncommitted changes)"
+	default:
+		s += " (commit " + rev + ")"
+	}
+	if ok && info.GoVersion != "" {
+		s += " " + info.GoVersion
+	}
+	return s
+}
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `synctray keeps your actions safe while the connection comes and goes.
@@ -74,7 +197,8 @@ Usage:
       list [--state S] [--limit N] [--cursor C]
       show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online
       export [--state S] [--since T] [--format jsonl|csv]
-      (add --json for machine-readable output)
+      (add --json for machine-readable output, errors included)
+  synctray version                the version and the commit it was built from (also --version)
 
 Run 'synctray COMMAND --help' for a command's flags. Every flag can also be
 set from the environment as SYNCTRAY_<FLAG> (e.g. SYNCTRAY_DATA_DIR).
@@ -90,11 +214,11 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet, defaultAddr string) {
-	c.registerIn(fs, defaultAddr, defaultDataDir())
+	c.registerIn(fs, defaultAddr, defaultDataDir(), "data directory (outbox, API token)")
 }
 
-func (c *common) registerIn(fs *flag.FlagSet, defaultAddr, defaultDir string) {
-	fs.StringVar(&c.dataDir, "data-dir", defaultDir, "data directory (outbox, API token)")
+func (c *common) registerIn(fs *flag.FlagSet, defaultAddr, defaultDir, dirUsage string) {
+	fs.StringVar(&c.dataDir, "data-dir", defaultDir, dirUsage)
 	fs.StringVar(&c.addr, "addr", defaultAddr, "loopback address to listen on or talk to")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text (key=value) or json (one JSON object per line, for log shippers)")
@@ -125,6 +249,16 @@ func defaultDataDir() string {
 	return filepath.Join(dir, "synctray")
 }
 
+// defaultUpstreamDir is where `synctray upstream` keeps its store: not
+// <data-dir>/upstream, the store of a host's built-in upstream.
+func defaultUpstreamDir() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ".synctray-upstream"
+	}
+	return filepath.Join(dir, "synctray-upstream")
+}
+
 // parse parses args into fs, allowing flags after positional arguments,
 // and then fills every flag not given from SYNCTRAY_<NAME>.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -136,11 +270,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // command line rather than in the environment.
 func parseArgs(fs *flag.FlagSet, args []string) (pos []string, given map[string]bool, err error) {
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseQuietly(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
 				return nil, nil, err
 			}
-			return nil, nil, errUsage
+			return nil, nil, usageErr(fs, "%s", err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -160,6 +295,16 @@ func parseArgs(fs *flag.FlagSet, args []string) (pos []string, given map[string]
 		}
 	})
 	return pos, given, err
+}
+
+// parseQuietly is fs.Parse without the flag package's own printing: a bad
+// flag becomes one line in Main, not the whole usage.
+func parseQuietly(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
+	return fs.Parse(args)
 }
 
 // envName is the environment variable that sets the flag name.

@@ -22,7 +22,7 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"serve", "--no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"outbox"}, 2, "cancel-queued"},
 		{[]string{"outbox", "show"}, 2, "want 1 argument(s)"},
-		{[]string{"outbox", "show", "x", "--data-dir", "/nonexistent"}, 1, `action id "x" is not a positive integer`},
+		{[]string{"outbox", "show", "x", "--data-dir", "/nonexistent"}, 2, `action id "x" is not a positive integer`},
 		{[]string{"outbox", "list", "--data-dir", "/nonexistent"}, 1, "has synctray run with this --data-dir?"},
 		{[]string{"upstream", "--fail-rate", "2", "--data-dir", "/nonexistent"}, 1, "between 0 and 1"},
 		{[]string{"serve", "--log-level", "loud", "--data-dir", "/nonexistent"}, 1, "--log-level"},

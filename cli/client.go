@@ -18,23 +18,25 @@ import (
 
 // hostClient talks to a running host's JSON API with the API token.
 type hostClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base    string
+	token   string
+	dataDir string // where the token came from, for errors
+	http    *http.Client
 }
 
 func newHostClient(c common) (*hostClient, error) {
 	b, err := os.ReadFile(filepath.Join(c.dataDir, "api-token"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no API token in %s: has synctray run with this --data-dir?", c.dataDir)
+		return nil, &codedError{"no_token", fmt.Errorf("no API token in %s: has synctray run with this --data-dir?", c.dataDir)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read API token: %w", err)
 	}
 	return &hostClient{
-		base:  "http://" + c.addr,
-		token: strings.TrimSpace(string(b)),
-		http:  &http.Client{Timeout: 2 * time.Minute},
+		base:    "http://" + c.addr,
+		token:   strings.TrimSpace(string(b)),
+		dataDir: c.dataDir,
+		http:    &http.Client{Timeout: 2 * time.Minute},
 	}, nil
 }
 
@@ -67,7 +69,7 @@ func (h *hostClient) do(ctx context.Context, method, path string, body, out any)
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("is synctray running at %s? %w", h.base, err)
+		return &codedError{"host_unreachable", fmt.Errorf("is synctray running at %s? %w", h.base, err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -78,10 +80,16 @@ func (h *hostClient) do(ctx context.Context, method, path string, body, out any)
 		var eb struct {
 			Error localserver.ErrorBody `json:"error"`
 		}
+		ae := &apiError{Status: resp.StatusCode}
 		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return &apiError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+			ae.Code, ae.Message = "http_"+fmt.Sprint(resp.StatusCode), strings.TrimSpace(string(data))
+		} else {
+			ae.Code, ae.Message = eb.Error.Code, eb.Error.Message
 		}
-		return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		if resp.StatusCode == http.StatusUnauthorized {
+			return h.tokenMismatch(ctx, ae)
+		}
+		return ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -89,4 +97,44 @@ func (h *hostClient) do(ctx context.Context, method, path string, body, out any)
 		}
 	}
 	return nil
+}
+
+// tokenMismatch explains a 401: the token in this data dir is not the
+// one of the host at this address; the host's /healthz (which needs no
+// token) says which data dir it uses.
+func (h *hostClient) tokenMismatch(ctx context.Context, ae *apiError) error {
+	theirs := "another data dir"
+	if dir := healthDataDir(ctx, h.base); dir != "" {
+		theirs = "the data dir " + dir
+	}
+	mine := h.dataDir
+	if abs, err := filepath.Abs(mine); err == nil {
+		mine = abs
+	}
+	return &codedError{"token_mismatch", fmt.Errorf("the API token in %s does not match the synctray running at %s, which uses %s: "+
+		"give that --data-dir (or SYNCTRAY_DATA_DIR), or the --addr of the synctray that uses %s (%w)", mine, h.base, theirs, mine, ae)}
+}
+
+// healthDataDir asks base's /healthz which data dir the synctray there
+// uses: "" when it does not answer as synctray or does not say.
+func healthDataDir(ctx context.Context, base string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var health struct {
+		App     string `json:"app"`
+		DataDir string `json:"data_dir"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&health) != nil || health.App != "synctray" {
+		return ""
+	}
+	return health.DataDir
 }

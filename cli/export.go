@@ -46,8 +46,7 @@ func runOutboxExport(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	if len(pos) != 0 {
-		fmt.Fprintf(stderr, "synctray outbox export: unexpected argument %q (see --help)\n", pos[0])
-		return errUsage
+		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	if *format != "jsonl" && *format != "csv" {
 		return fmt.Errorf("--format %q: want jsonl or csv", *format)

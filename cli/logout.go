@@ -23,9 +23,10 @@ func runLogout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	all := fs.Bool("all", false, "sign out every browser session (required: sessions are not signed out one by one)")
 	if pos, err := parse(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 || !*all {
-		fs.Usage()
-		return errUsage
+	} else if len(pos) > 0 {
+		return usageErr(fs, "unexpected argument %q", pos[0])
+	} else if !*all {
+		return usageErr(fs, "give --all: sessions are not signed out one by one")
 	}
 	if hc, err := newHostClient(c); err == nil {
 		err := hc.do(ctx, "POST", "/api/sessions/revoke", nil, nil)

@@ -49,24 +49,21 @@ func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(pos) == 0 {
 		fs.Usage()
-		return errUsage
+		return &usageError{cmd: commandName(fs), msg: "no command given", printed: true}
 	}
 	cmd, pos := pos[0], pos[1:]
 	wantArgs := map[string]int{"list": 0, "show": 1, "cancel": 1, "retry": 1, "cancel-queued": 0, "sync": 0, "status": 0, "offline": 0, "online": 0}
 	n, ok := wantArgs[cmd]
 	if !ok {
-		fmt.Fprintf(stderr, "synctray outbox: unknown command %q\n\n", cmd)
-		fs.Usage()
-		return errUsage
+		return usageErr(fs, "unknown command %q", cmd)
 	}
 	if len(pos) != n {
-		fmt.Fprintf(stderr, "synctray outbox %s: want %d argument(s), got %d\n", cmd, n, len(pos))
-		return errUsage
+		return usageErr(fs, "%s: want %d argument(s), got %d", cmd, n, len(pos))
 	}
 	var id int64
 	if n == 1 {
 		if id, err = strconv.ParseInt(pos[0], 10, 64); err != nil || id <= 0 {
-			return fmt.Errorf("action id %q is not a positive integer", pos[0])
+			return usageErr(fs, "action id %q is not a positive integer", pos[0])
 		}
 	}
 	hc, err := newHostClient(c)

@@ -6,14 +6,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"synctray/localserver"
+	"synctray/localserver/datadir"
 	"synctray/localserver/syncer"
 	"synctray/upstream"
 )
@@ -128,6 +131,12 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 		if upToken != "" {
 			log.Warn("--upstream-token is ignored without --upstream: the built-in upstream has its own token")
 		}
+		// First the data dir, so that an unwritable one is named as such,
+		// not as a failure of the built-in upstream that lives in it.
+		if err := checkDataDir(h.dataDir); err != nil {
+			cancel()
+			return nil, nil, err
+		}
 		dir := filepath.Join(h.dataDir, "upstream")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			cancel()
@@ -163,6 +172,11 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 	})
 	if err != nil {
 		stopUpstream()
+		if errors.Is(err, iofs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			if derr := checkDataDir(h.dataDir); derr != nil {
+				return nil, nil, derr // the data dir is the cause
+			}
+		}
 		return nil, nil, err
 	}
 	return host, stopUpstream, nil
@@ -176,8 +190,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	} else if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	hf.given = given
 	log, err := hf.logger(stderr)
@@ -192,6 +205,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = host.Run(ctx)
 	if uerr := stopUpstream(); uerr != nil && err == nil {
 		err = uerr
+	}
+	return err
+}
+
+// checkDataDir prepares dir (datadir.Prepare) and checks that this user
+// can create files in it. A directory that cannot be created or written
+// is one sentence naming it and the fix.
+func checkDataDir(dir string) error {
+	err := datadir.Prepare(dir)
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(dir, ".write-check-*"); err == nil {
+			f.Close()
+			return os.Remove(f.Name())
+		}
+	}
+	var errno syscall.Errno
+	if (errors.Is(err, iofs.ErrPermission) || errors.Is(err, syscall.EROFS)) && errors.As(err, &errno) {
+		abs, aerr := filepath.Abs(dir)
+		if aerr != nil {
+			abs = dir
+		}
+		return fmt.Errorf("the data dir %s cannot be written (%v): make it writable for your user, or pick another with --data-dir", abs, errno)
 	}
 	return err
 }

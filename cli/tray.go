@@ -44,8 +44,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	} else if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	hf.given = given
 	c := hf.common
@@ -55,7 +54,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	// One synctray per address: a second start hands over to the first.
-	if handed, err := handOver(ctx, c, stdout); handed || err != nil {
+	if handed, err := handOver(ctx, c, stdout, stderr); handed || err != nil {
 		return err
 	}
 	if why := displayProblem(); why != "" {
@@ -79,7 +78,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	})
 	if err != nil {
 		// Started at the same moment as another synctray? Hand over to it.
-		if handed, herr := handOver(context.Background(), c, stdout); handed {
+		if handed, herr := handOver(context.Background(), c, stdout, stderr); handed {
 			return herr
 		}
 		return err
@@ -138,7 +137,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // it asks it to show its window (POST /api/ui/show), or, when it has none
 // (synctray serve), opens it in the browser through a login link, and
 // reports handed=true: this start has nothing more to do.
-func handOver(ctx context.Context, c common, stdout io.Writer) (handed bool, err error) {
+func handOver(ctx context.Context, c common, stdout, stderr io.Writer) (handed bool, err error) {
 	base := "http://" + c.addr
 	hc := &http.Client{Timeout: 2 * time.Second}
 	req, err := http.NewRequestWithContext(ctx, "GET", base+"/healthz", nil)
@@ -177,12 +176,9 @@ func handOver(ctx context.Context, c common, stdout io.Writer) (handed bool, err
 			return true, err
 		}
 		fmt.Fprintf(stdout, "synctray is already running at %s without a window (synctray serve): opening it in the browser\n", base)
-		if err := OpenBrowser(r.URL); err != nil {
-			return true, fmt.Errorf("open browser: %w (open this link yourself: %s)", err, r.URL)
-		}
-		return true, nil
+		return true, openOrPrint(r.URL, stdout, stderr)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
-		return true, fmt.Errorf("synctray is already running at %s with another data dir than %s: use its --data-dir, or another --addr", base, c.dataDir)
+		return true, err // names the data dir the running one uses
 	default:
 		return true, fmt.Errorf("synctray is already running at %s: %w", base, err)
 	}

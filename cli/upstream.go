@@ -18,7 +18,9 @@ import (
 func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upstream", "synctray upstream [flags]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.", stderr)
 	var c common
-	c.registerIn(fs, "127.0.0.1:7718", filepath.Join(defaultDataDir(), "upstream"))
+	c.registerIn(fs, "127.0.0.1:7718", defaultUpstreamDir(),
+		"the upstream's own directory (upstream.db, the applied actions), locked while it runs; "+
+			"by default not the one of the tray's or serve's built-in upstream (<data-dir>/upstream)")
 	token := fs.String("token", "", "require this bearer token (visible in ps: prefer --token-file or SYNCTRAY_TOKEN)")
 	tokenFile := fs.String("token-file", "", "require the bearer token kept in this file")
 	noAuth := fs.Bool("insecure-no-auth", false, "serve without a token: every program and user of this machine can read and write")
@@ -34,8 +36,7 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	} else if len(pos) > 0 {
-		fs.Usage()
-		return errUsage
+		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	for _, r := range []float64{f.FailRate, f.DropRate, f.ThrottleRate} {
 		if r < 0 || r > 1 {
@@ -76,20 +77,34 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return run(ctx)
 }
 
-// startUpstream opens the upstream store in dir and listens on addr; run
-// serves until ctx is cancelled and closes the store.
+// startUpstream locks dir, opens the upstream store in it and listens on
+// addr; run serves until ctx is cancelled, closes the store and unlocks
+// dir. The lock keeps a standalone upstream and a host's built-in one
+// (or two standalone ones) from sharing a store.
 func startUpstream(dir, addr string, opts upstream.Options) (url string, run func(context.Context) error, err error) {
 	if err := datadir.Prepare(dir); err != nil {
 		return "", nil, fmt.Errorf("upstream: %w", err)
 	}
+	lock, err := datadir.Acquire(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("upstream: %w", err)
+	}
 	store, err := upstream.OpenStore(filepath.Join(dir, "upstream.db"))
 	if err != nil {
+		lock.Release()
 		return "", nil, err
 	}
 	ln, err := localserver.Listen(addr)
 	if err != nil {
 		store.Close()
+		lock.Release()
 		return "", nil, err
+	}
+	if err := lock.Record("http://" + ln.Addr().String()); err != nil {
+		ln.Close()
+		store.Close()
+		lock.Release()
+		return "", nil, fmt.Errorf("upstream: %w", err)
 	}
 	srv := upstream.NewServer(store, opts)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
@@ -110,7 +125,7 @@ func startUpstream(dir, addr string, opts upstream.Options) (url string, run fun
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		return errors.Join(err, store.Close())
+		return errors.Join(err, store.Close(), lock.Release())
 	}
 	return "http://" + ln.Addr().String(), run, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -314,8 +315,18 @@ func Open(cfg Config) (*Host, error) {
 	}
 	mux.Handle("GET /ws", newWSHandler(h.hub, h.guard, wsOptions{}, h.log))
 	mux.Handle("GET /metrics", h.metrics.handler(h.log.With("component", "metrics")))
+	// /healthz needs no token. It names the data dir so that a CLI run with
+	// another --data-dir (whose token does not match) can say which one
+	// this host uses. The path is no secret on this machine: ps shows the
+	// --data-dir of every process and /etc/passwd every home directory;
+	// web pages cannot read the answer (no CORS, and the Host check stops
+	// DNS rebinding).
+	healthDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		healthDir = cfg.DataDir
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray"})
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "app": "synctray", "data_dir": healthDir})
 	})
 	mux.HandleFunc("GET /login", h.login)
 	mux.Handle(ModulesPrefix, mods)
@@ -377,12 +388,34 @@ func Listen(addr string) (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("port %s on %s is taken: is synctray already running? (pick another with --addr)", port, host)
+		return nil, portTaken(addr, host, port)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// portTaken says who holds addr: a synctray host, when its /healthz
+// answers as one (with the data dir it uses), or another program.
+func portTaken(addr, host, port string) error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if resp, err := hc.Get("http://" + addr + "/healthz"); err == nil {
+		var health struct {
+			App     string `json:"app"`
+			DataDir string `json:"data_dir"`
+		}
+		err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&health)
+		resp.Body.Close()
+		if err == nil && health.App == "synctray" {
+			msg := fmt.Sprintf("port %s on %s is taken by synctray, already running there", port, host)
+			if health.DataDir != "" {
+				msg += " with the data dir " + health.DataDir
+			}
+			return errors.New(msg + ": use it (synctray open), stop it, or pick another port with --addr")
+		}
+	}
+	return fmt.Errorf("port %s on %s is taken by another program (it does not answer as synctray): pick another port with --addr", port, host)
 }
 
 // URL is the host's base URL, e.g. http://127.0.0.1:7717.

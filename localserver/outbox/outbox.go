@@ -232,6 +232,9 @@ type TransitionError struct {
 }
 
 func (e *TransitionError) Error() string {
+	if e.From == e.To {
+		return fmt.Sprintf("action %d is already %s", e.ID, e.From)
+	}
 	verb := map[State]string{Cancelled: "cancelled", Queued: "retried", Syncing: "sent", Synced: "marked synced", Failed: "marked failed"}[e.To]
 	why := ""
 	switch e.From {

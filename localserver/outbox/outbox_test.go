@@ -95,8 +95,23 @@ func TestValidate(t *testing.T) {
 }
 
 func TestTransitionErrorMessage(t *testing.T) {
-	err := &TransitionError{ID: 7, From: Synced, To: Cancelled}
-	if got, want := err.Error(), "action 7 is synced and cannot be cancelled: it has already reached the upstream"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	cases := []struct {
+		name string
+		err  TransitionError
+		want string
+	}{
+		{"a forbidden change says why", TransitionError{ID: 7, From: Synced, To: Cancelled},
+			"action 7 is synced and cannot be cancelled: it has already reached the upstream"},
+		{"cancelling a cancelled action says it already is", TransitionError{ID: 20010, From: Cancelled, To: Cancelled},
+			"action 20010 is already cancelled"},
+		{"retrying a queued action says it already is", TransitionError{ID: 3, From: Queued, To: Queued},
+			"action 3 is already queued"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.err.Error(); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
 	}
 }
