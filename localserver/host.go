@@ -277,6 +277,7 @@ func Open(cfg Config) (*Host, error) {
 	so.Logger = h.log.With("component", "sync")
 	so.OnStatus = h.statusChanged
 	so.OnReport = h.synced
+	so.OnAnswer = h.waits.done // a waiting page gets the upstream's answer before it is recorded
 	so.Observe = h.metrics.observe
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {

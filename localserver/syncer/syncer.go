@@ -69,6 +69,13 @@ type Options struct {
 	Upstream string
 	// StoreName names the outbox (its path) in storage problems.
 	StoreName string
+	// OnAnswer, when set, is called in HTTP mode as soon as the upstream
+	// has answered a write for good (synced or failed), before the
+	// outcome is recorded: a page waiting for that answer can have it at
+	// once. The action carries its new state, answer and error. It must not
+	// block. (If the host dies before recording, the write is sent again
+	// with its key: the upstream answers it again.)
+	OnAnswer func(outbox.Action)
 	// Concurrency is how many writes are in flight at once in HTTP mode;
 	// 0 or 1: one, which keeps their order.
 	Concurrency int
@@ -719,10 +726,12 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 			e.reachable(true)
 			out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Applied, Response: answers[i]}
 			rep.Synced++
+			e.tellAnswer(a, outbox.Synced, answers[i], "")
 		case failure.Refused, failure.Redirect, failure.Poison:
 			e.reachable(false)
 			out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err), Response: answers[i]}
 			rep.Rejected++
+			e.tellAnswer(a, outbox.Failed, answers[i], out[i].Error)
 			e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
 		case failure.Unauthorized, failure.Protocol:
 			e.block(kind, err)
@@ -778,6 +787,15 @@ func answerStatus(answer json.RawMessage) int {
 		return 0
 	}
 	return a.Status
+}
+
+// tellAnswer tells OnAnswer that a's upstream answered for good.
+func (e *Engine) tellAnswer(a outbox.Action, st outbox.State, answer json.RawMessage, errText string) {
+	if e.o.OnAnswer == nil {
+		return
+	}
+	a.State, a.Response, a.LastError = st, answer, errText
+	e.o.OnAnswer(a)
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
