@@ -111,7 +111,11 @@ func (h *Hub) Subscribe(since int64) *Subscription {
 		close(s.C)
 		return s
 	}
-	if since > 0 && since < h.seq {
+	if since > h.seq {
+		// A client of another hub (the host restarted, its numbers began
+		// again): it missed what happened in between.
+		s.C <- Event{Seq: h.seq, Kind: "resync"}
+	} else if since > 0 && since < h.seq {
 		oldest := h.seq - int64(len(h.ring)) + 1 // the ring holds oldest..seq
 		if oldest > since+1 || h.seq-since > int64(h.bufSize) {
 			s.C <- Event{Seq: h.seq, Kind: "resync"}

@@ -135,6 +135,16 @@ func TestHub(t *testing.T) {
 		s.Close()
 		s.Close() // twice is fine
 	})
+
+	t.Run("a client of a restarted host, whose numbers began again, gets a resync", func(t *testing.T) {
+		h := localserver.NewHub(5, 16) // a new host: seq 0
+		h.Publish(localserver.Event{Kind: "status"})
+		s := h.Subscribe(40) // the page saw seq 40 from the host before the restart
+		defer s.Close()
+		if ev := <-s.C; ev.Kind != "resync" {
+			t.Fatalf("first event = %+v, want resync", ev)
+		}
+	})
 }
 
 // drain reads c until it is closed, then yields once more on the returned channel.

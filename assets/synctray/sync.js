@@ -105,8 +105,24 @@ function onEvent(ev) {
     const a = ev.action;
     emit({ type: 'action', action: a, key: a.key, state: a.state, answer: a.response || null });
   } else if (ev.kind === 'resync') {
-    refreshStatus(); // missed events: at least the status is current again
+    // Missed events (the host restarted, or this page fell behind): the
+    // status and the latest writes are current again.
+    refreshStatus();
+    catchUp();
   }
+}
+
+// catchUp sends the latest http actions as 'action' events, so that a
+// subscriber that missed their changes shows their states again.
+async function catchUp() {
+  try {
+    const resp = await self.fetch('/api/actions?limit=200', { credentials: 'same-origin', cache: 'no-store' });
+    if (!resp.ok) return;
+    const page = await resp.json();
+    for (const a of (page.actions || []).reverse()) {
+      if (a.type === 'http') emit({ type: 'action', action: a, key: a.key, state: a.state, answer: a.response || null });
+    }
+  } catch { /* the socket retries */ }
 }
 
 function refreshStatus() {
