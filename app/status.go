@@ -121,8 +121,15 @@ func plural(n int, noun string) string {
 	return count(n) + " " + noun + "s"
 }
 
+// rejectedText names a rejected action and says why: "'Meeting at 3' was
+// rejected: message too rude" (the host's Summary: a message's text, an
+// HTTP request), or "Action 12 (message) was rejected: …" without one.
 func rejectedText(a outbox.Action) string {
-	s := a.Type
+	what := fmt.Sprintf("Action %d (%s)", a.ID, shorten(a.Type, 40))
+	if a.Summary != "" {
+		what = "'" + shorten(a.Summary, 60) + "'"
+	}
+	s := what + " was rejected"
 	if a.LastError != "" {
 		s += ": " + a.LastError
 	}

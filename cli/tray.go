@@ -112,11 +112,13 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger:      log.With("component", "tray"),
 		Clock:       host.Clock(),
 	}
+	closeNotes := func() {}
 	if bus {
 		opts.Tray = app.SystemTray(fa)
+		opts.Notify, closeNotes = app.DesktopNotifications(fa, log.With("component", "notifications"))
 	} else {
 		// No session bus: no tray, and no desktop notifications either.
-		opts.Notify = func(title, body string) { log.Info("notification", "title", title, "body", body) }
+		opts.Notify = func(n app.Notification) { log.Info("notification", "kind", n.Kind, "title", n.Title, "body", n.Body) }
 	}
 	a := app.New(fa, opts)
 	ui.Store(a)
@@ -126,6 +128,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if t, ok := opts.Tray.(interface{ Close() }); ok {
 		t.Close()
 	}
+	closeNotes()
 	err = <-hostDone
 	if uerr := stopUpstream(); uerr != nil && err == nil {
 		err = uerr
