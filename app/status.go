@@ -40,7 +40,7 @@ func (s IconState) String() string {
 
 // StatusLine sums up the host's status in one line for the tray menu and
 // the window ("Online · 3 queued", "Offline since 14:02 · 12 queued",
-// "Upstream rejected 1"), and picks the tray icon.
+// "1 message rejected — open Outbox"), and picks the tray icon.
 func StatusLine(st localserver.Status) (string, IconState) {
 	waiting := st.Counts[outbox.Queued] + st.Counts[outbox.Syncing]
 	failed := st.Counts[outbox.Failed]
@@ -75,7 +75,8 @@ func StatusLine(st localserver.Status) (string, IconState) {
 		}
 		parts, state = []string{conn, queue}, IconOffline
 	case failed > 0:
-		parts = []string{"Upstream rejected " + count(failed)}
+		// Say what to do, not only what happened.
+		parts = []string{plural(failed, "message") + " rejected — open Outbox"}
 		if waiting > 0 {
 			parts = append(parts, queue)
 		}
