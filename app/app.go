@@ -113,8 +113,9 @@ type App struct {
 	host Host
 	log  *slog.Logger
 
-	tray  *trayMenu  // nil without a tray
-	insp  *inspector // built on first show; touched only on the UI thread
+	tray  *trayMenu   // nil without a tray
+	insp  *inspector  // built on first show; touched only on the UI thread
+	link  *linkWindow // the link the browser could not open; UI thread only
 	notes *notifier
 
 	ctx    context.Context
@@ -508,7 +509,9 @@ func (a *App) openBrowser() {
 			return
 		}
 		if err := a.o.OpenURL(url); err != nil {
-			a.commandFailed("Could not open the browser (open "+url+" yourself)", err)
+			// Hand the link over: a window with it and a Copy button.
+			a.log.Warn("open the browser", "err", err)
+			a.ui(func() { a.showLink(url, err) })
 		}
 	}()
 }
