@@ -55,7 +55,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// One synctray per address: a second start hands over to the first.
 	if handed, err := handOver(ctx, c, stdout, stderr); handed || err != nil {
-		return err
+		return startupError(err, stderr)
 	}
 	if why := displayProblem(); why != "" {
 		log.Info(why + ": running without the tray; `synctray serve` does this explicitly")
@@ -79,9 +79,9 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		// Started at the same moment as another synctray? Hand over to it.
 		if handed, herr := handOver(context.Background(), c, stdout, stderr); handed {
-			return herr
+			return startupError(herr, stderr)
 		}
-		return err
+		return startupError(err, stderr)
 	}
 	fmt.Fprintf(stdout, "synctray is running at %s\nOpen it (one-time link): %s\n", host.URL(), host.LoginURL())
 
@@ -134,6 +134,31 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		err = uerr
 	}
 	return err
+}
+
+// startupError shows err, a start-up error of the tray app, in a window
+// when there is a display and stderr is not a terminal (started from a
+// desktop menu or at login, where nobody reads stderr), and returns it
+// for main to print as well. From a terminal, stderr says it already.
+func startupError(err error, stderr io.Writer) error {
+	if err == nil || isTerminal(stderr) || displayProblem() != "" {
+		return err
+	}
+	fa := fyneapp.NewWithID(app.ID)
+	fa.SetIcon(app.AppIcon)
+	app.ShowStartupError(fa, err)
+	fa.Run() // until the window is closed
+	return err
+}
+
+// isTerminal says whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // handOver finds a synctray already running at c.addr. If there is one,
