@@ -83,9 +83,10 @@ type Options struct {
 	// Quit stops the app gracefully (the host drains and closes, then the
 	// Fyne app quits); nil: the Fyne app quits at once.
 	Quit func()
-	// Notify shows a desktop notification; nil: fyne.App.SendNotification.
+	// Notify shows a desktop notification; nil: fyne.App.SendNotification
+	// (which cannot replace or expire them: see DesktopNotifications).
 	// It is called from a background goroutine.
-	Notify func(title, body string)
+	Notify func(Notification)
 	// Autostart is the "Start at login" entry; nil: not supported on this
 	// system (the menu says so).
 	Autostart *Autostart
@@ -112,8 +113,9 @@ type App struct {
 	host Host
 	log  *slog.Logger
 
-	tray  *trayMenu  // nil without a tray
-	insp  *inspector // built on first show; touched only on the UI thread
+	tray  *trayMenu   // nil without a tray
+	insp  *inspector  // built on first show; touched only on the UI thread
+	link  *linkWindow // the link the browser could not open; UI thread only
 	notes *notifier
 
 	ctx    context.Context
@@ -167,7 +169,7 @@ func New(fa fyne.App, o Options) *App {
 	}
 	send := o.Notify
 	if send == nil {
-		send = func(title, body string) { fa.SendNotification(fyne.NewNotification(title, body)) }
+		send = fyneNotify(fa)
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
@@ -442,7 +444,7 @@ func (a *App) syncNow() {
 func (a *App) commandFailed(what string, err error) {
 	a.setNotice(what+": "+err.Error(), true)
 	if !a.snapshot().visible {
-		a.notes.send(what, err.Error())
+		a.notes.send(Notification{Kind: "error", Title: what, Body: err.Error()})
 	}
 }
 
@@ -507,7 +509,9 @@ func (a *App) openBrowser() {
 			return
 		}
 		if err := a.o.OpenURL(url); err != nil {
-			a.commandFailed("Could not open the browser (open "+url+" yourself)", err)
+			// Hand the link over: a window with it and a Copy button.
+			a.log.Warn("open the browser", "err", err)
+			a.ui(func() { a.showLink(url, err) })
 		}
 	}()
 }

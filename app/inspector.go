@@ -232,7 +232,7 @@ func newInspector(a *App) *inspector {
 	in.bottom = bottom
 	split := container.NewHSplit(in.table, container.NewVScroll(container.NewPadded(in.detail)))
 	split.Offset = splitOffset
-	in.w.SetContent(container.NewBorder(top, bottom, nil, nil, split))
+	in.w.SetContent(a.themed(container.NewBorder(top, bottom, nil, nil, split)))
 	in.w.Resize(fyne.NewSize(defaultWidth, 700))
 	// Keys act on the selection where that is safe: Delete cancels (as the
 	// Cancel button: only what may be cancelled), Enter retries a failed

@@ -303,7 +303,7 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 	mine := f.add("message", outbox.Queued, `{"text":"mine"}`)
 	type note struct{ title, body string }
 	notes := make(chan note, 16)
-	startApp(t, f, Options{Tray: &fakeTray{}, Notify: func(title, body string) { notes <- note{title, body} }})
+	startApp(t, f, Options{Tray: &fakeTray{}, Notify: func(n Notification) { notes <- note{n.Title, n.Body} }})
 	expect := func(title, body string) {
 		t.Helper()
 		select {
@@ -326,7 +326,7 @@ func TestNotificationsAreCoalesced(t *testing.T) {
 		r := f.add("message", outbox.Queued, fmt.Sprintf(`{"n":%d}`, i))
 		f.setState(r.ID, outbox.Failed, "too long")
 	}
-	expect("Upstream rejected 5 actions", "The first: message: too long. Open the outbox to retry or cancel them.")
+	expect("Upstream rejected 5 actions", "First: Action 2 (message) was rejected: too long. Open Outbox to retry or cancel them.")
 
 	// Inbound messages: ours (the host marks them Own) are not news.
 	message := func(key, payload string) localserver.Event {

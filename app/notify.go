@@ -8,6 +8,16 @@ import (
 	"synctray/localserver/clock"
 )
 
+// Notification is one desktop notification. Kind groups them ("synced",
+// "rejected", "blocked", "message", "error"): a desktop that supports it
+// replaces the notification of a kind shown before by the next one of
+// that kind, instead of stacking them.
+type Notification struct {
+	Kind  string
+	Title string
+	Body  string
+}
+
 // notifier coalesces desktop notifications: the first event of a kind
 // opens a window; when it closes, one notification sums up every event of
 // that kind seen in it. So a burst (a backlog rejected, a flood of
@@ -15,7 +25,7 @@ import (
 type notifier struct {
 	window time.Duration
 	clock  clock.Clock
-	send   func(title, body string)
+	send   func(Notification)
 
 	mu      sync.Mutex
 	pending map[string]*burst
@@ -30,7 +40,7 @@ type burst struct {
 	stop   chan struct{} // closed when the burst is dropped
 }
 
-func newNotifier(window time.Duration, clk clock.Clock, send func(title, body string)) *notifier {
+func newNotifier(window time.Duration, clk clock.Clock, send func(Notification)) *notifier {
 	return &notifier{window: window, clock: clk, send: send, pending: map[string]*burst{}}
 }
 
@@ -67,7 +77,7 @@ func (n *notifier) flush(kind string) {
 		return
 	}
 	title, body := summary(kind, b)
-	n.send(title, body)
+	n.send(Notification{Kind: kind, Title: title, Body: body})
 }
 
 // stop drops what is pending; nothing is sent after it.
@@ -92,7 +102,7 @@ func summary(kind string, b *burst) (title, body string) {
 			return "Upstream rejected an action", b.first
 		}
 		return fmt.Sprintf("Upstream rejected %s", plural(b.events, "action")),
-			"The first: " + b.first + ". Open the outbox to retry or cancel them."
+			"First: " + b.first + ". Open Outbox to retry or cancel them."
 	case "blocked":
 		return "Sync blocked", b.first
 	case "message":

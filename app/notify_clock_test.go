@@ -11,7 +11,7 @@ func TestTheNotificationWindowRunsOnTheInjectedClock(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	type note struct{ title, body string }
 	got := make(chan note, 4)
-	n := newNotifier(2*time.Second, clk, func(title, body string) { got <- note{title, body} })
+	n := newNotifier(2*time.Second, clk, func(n Notification) { got <- note{n.Title, n.Body} })
 	defer n.stop()
 	for _, text := range []string{"first", "second", "third"} {
 		n.add("message", 1, text)

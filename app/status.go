@@ -40,7 +40,7 @@ func (s IconState) String() string {
 
 // StatusLine sums up the host's status in one line for the tray menu and
 // the window ("Online · 3 queued", "Offline since 14:02 · 12 queued",
-// "Upstream rejected 1"), and picks the tray icon.
+// "1 message rejected — open Outbox"), and picks the tray icon.
 func StatusLine(st localserver.Status) (string, IconState) {
 	waiting := st.Counts[outbox.Queued] + st.Counts[outbox.Syncing]
 	failed := st.Counts[outbox.Failed]
@@ -75,7 +75,8 @@ func StatusLine(st localserver.Status) (string, IconState) {
 		}
 		parts, state = []string{conn, queue}, IconOffline
 	case failed > 0:
-		parts = []string{"Upstream rejected " + count(failed)}
+		// Say what to do, not only what happened.
+		parts = []string{plural(failed, "message") + " rejected — open Outbox"}
 		if waiting > 0 {
 			parts = append(parts, queue)
 		}
@@ -121,8 +122,15 @@ func plural(n int, noun string) string {
 	return count(n) + " " + noun + "s"
 }
 
+// rejectedText names a rejected action and says why: "'Meeting at 3' was
+// rejected: message too rude" (the host's Summary: a message's text, an
+// HTTP request), or "Action 12 (message) was rejected: …" without one.
 func rejectedText(a outbox.Action) string {
-	s := a.Type
+	what := fmt.Sprintf("Action %d (%s)", a.ID, shorten(a.Type, 40))
+	if a.Summary != "" {
+		what = "'" + shorten(a.Summary, 60) + "'"
+	}
+	s := what + " was rejected"
 	if a.LastError != "" {
 		s += ": " + a.LastError
 	}

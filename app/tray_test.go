@@ -42,9 +42,9 @@ func TestStatusLine(t *testing.T) {
 		{"working offline", localserver.Status{Status: syncer.Status{Online: true, WorkOffline: true}, Counts: counts(outbox.Queued, 2)},
 			"Working offline · 2 queued", IconOffline},
 		{"upstream rejected one", localserver.Status{Status: syncer.Status{Online: true}, Counts: counts(outbox.Failed, 1, outbox.Synced, 3)},
-			"Upstream rejected 1", IconError},
+			"1 message rejected — open Outbox", IconError}, // says what to do
 		{"rejected with a queue", localserver.Status{Status: syncer.Status{Online: true}, Counts: counts(outbox.Failed, 2, outbox.Queued, 4)},
-			"Upstream rejected 2 · 4 queued", IconError},
+			"2 messages rejected — open Outbox · 4 queued", IconError},
 		{"blocked: the upstream refused the token", localserver.Status{Status: syncer.Status{State: syncer.StateBlocked,
 			Problem: &syncer.Problem{Code: "unauthorized", Message: "Upstream refused the token (401 Unauthorized)"}}, Counts: counts(outbox.Queued, 3)},
 			"Upstream refused the token (401 Unauthorized) · 3 queued", IconError},
@@ -128,7 +128,7 @@ func TestTrayMenuShowsEachState(t *testing.T) {
 			f.add("message", outbox.Queued, `{}`)
 			f.st.WorkOffline = true
 		}, "Working offline · 1 queued", "offline.png", true},
-		{"error", func(f *fakeHost) { f.add("message", outbox.Failed, `{}`) }, "Upstream rejected 1", "error.png", false},
+		{"error", func(f *fakeHost) { f.add("message", outbox.Failed, `{}`) }, "1 message rejected — open Outbox", "error.png", false},
 		{"blocked", func(f *fakeHost) {
 			f.add("message", outbox.Queued, `{}`)
 			f.st.State, f.st.Online = syncer.StateBlocked, false

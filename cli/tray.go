@@ -55,7 +55,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// One synctray per address: a second start hands over to the first.
 	if handed, err := handOver(ctx, c, stdout, stderr); handed || err != nil {
-		return err
+		return startupError(err, stderr)
 	}
 	if why := displayProblem(); why != "" {
 		log.Info(why + ": running without the tray; `synctray serve` does this explicitly")
@@ -79,9 +79,9 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		// Started at the same moment as another synctray? Hand over to it.
 		if handed, herr := handOver(context.Background(), c, stdout, stderr); handed {
-			return herr
+			return startupError(herr, stderr)
 		}
-		return err
+		return startupError(err, stderr)
 	}
 	fmt.Fprintf(stdout, "synctray is running at %s\nOpen it (one-time link): %s\n", host.URL(), host.LoginURL())
 
@@ -112,11 +112,13 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger:      log.With("component", "tray"),
 		Clock:       host.Clock(),
 	}
+	closeNotes := func() {}
 	if bus {
 		opts.Tray = app.SystemTray(fa)
+		opts.Notify, closeNotes = app.DesktopNotifications(fa, log.With("component", "notifications"))
 	} else {
 		// No session bus: no tray, and no desktop notifications either.
-		opts.Notify = func(title, body string) { log.Info("notification", "title", title, "body", body) }
+		opts.Notify = func(n app.Notification) { log.Info("notification", "kind", n.Kind, "title", n.Title, "body", n.Body) }
 	}
 	a := app.New(fa, opts)
 	ui.Store(a)
@@ -126,11 +128,37 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if t, ok := opts.Tray.(interface{ Close() }); ok {
 		t.Close()
 	}
+	closeNotes()
 	err = <-hostDone
 	if uerr := stopUpstream(); uerr != nil && err == nil {
 		err = uerr
 	}
 	return err
+}
+
+// startupError shows err, a start-up error of the tray app, in a window
+// when there is a display and stderr is not a terminal (started from a
+// desktop menu or at login, where nobody reads stderr), and returns it
+// for main to print as well. From a terminal, stderr says it already.
+func startupError(err error, stderr io.Writer) error {
+	if err == nil || isTerminal(stderr) || displayProblem() != "" {
+		return err
+	}
+	fa := fyneapp.NewWithID(app.ID)
+	fa.SetIcon(app.AppIcon)
+	app.ShowStartupError(fa, err)
+	fa.Run() // until the window is closed
+	return err
+}
+
+// isTerminal says whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // handOver finds a synctray already running at c.addr. If there is one,

@@ -24,7 +24,11 @@ type watcher struct {
 	notes []note
 }
 
-type note struct{ App, Summary, Body string }
+type note struct {
+	App, Summary, Body string
+	Replaces           uint32 // replaces_id
+	Timeout            int32  // expire_timeout, ms (0: never, -1: the server's default)
+}
 
 // watcherIface is exported on /StatusNotifierWatcher.
 type watcherIface struct{ w *watcher }
@@ -51,7 +55,10 @@ type notifyIface struct{ w *watcher }
 func (x notifyIface) Notify(app string, replaces uint32, icon, summary, body string, actions []string, hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
 	x.w.mu.Lock()
 	defer x.w.mu.Unlock()
-	x.w.notes = append(x.w.notes, note{app, summary, body})
+	x.w.notes = append(x.w.notes, note{app, summary, body, replaces, timeout})
+	if replaces != 0 {
+		return replaces, nil // the spec: replacing keeps the id
+	}
 	return uint32(len(x.w.notes)), nil
 }
 
