@@ -111,7 +111,8 @@ function displayState(it) {
   if (it.host) {
     switch (it.host.state) {
       case 'synced': return { state: 'sent' };
-      case 'queued': case 'syncing': return { state: 'host', reason: it.host.last_error ? `Retrying: ${it.host.last_error}` : '' };
+      case 'queued': return { state: 'host', reason: it.host.last_error ? `Retrying: ${it.host.last_error}` : '', actions: [{ label: 'Cancel', run: () => cancelOnHost(it.host) }] };
+      case 'syncing': return { state: 'host', reason: it.host.last_error ? `Retrying: ${it.host.last_error}` : '' };
       case 'failed': return { state: 'failed', reason: it.host.last_error, actions: [{ label: 'Retry', run: () => retryOnHost(it.host) }] };
       case 'cancelled': return { state: 'cancelled' };
     }
@@ -120,7 +121,7 @@ function displayState(it) {
     if (it.browser.state === 'failed') {
       return { state: 'failed', reason: it.browser.error, actions: [{ label: 'Dismiss', run: () => dismiss(it.key) }] };
     }
-    return { state: 'browser' };
+    return { state: 'browser', reason: model.unauthorized ? 'Waits in this browser until you sign in' : '' };
   }
   if (it.local) return it.local;
   return { state: it.mine ? 'sending' : 'other' };
@@ -140,18 +141,20 @@ function draw() {
   drawPending = false;
   const list = [];
   for (const it of items.values()) {
-    list.push({ key: it.key, text: it.text, time: it.created, ...displayState(it) });
+    list.push({ key: it.key, id: it.host ? it.host.id : 0, text: it.text, time: it.created, ...displayState(it) });
   }
   view.renderList(list);
   const c = model.status && model.status.counts;
   view.renderCounts(model.browserQueued, c ? c.queued + c.syncing : 0);
   view.renderConn(connState(), connProblem());
+  view.renderMode(model.status, model.hostReachable === true && !model.unauthorized && !!model.status);
 }
 
 function connState() {
   if (!navigator.onLine) return 'offline';
   if (model.hostReachable === null) return 'connecting';
   if (!model.hostReachable) return 'host-down';
+  if (model.unauthorized) return 'signed-out';
   // The host's one status value (design §11): state and problem.
   const st = model.status;
   if (st && st.state === 'blocked') return 'blocked';
@@ -163,7 +166,7 @@ function connState() {
 // connProblem is the host's one-line reason when it is not online.
 function connProblem() {
   const st = model.status;
-  return (model.hostReachable && st && st.problem && st.problem.message) || '';
+  return (model.hostReachable && !model.unauthorized && st && st.problem && st.problem.message) || '';
 }
 
 // ---- talking to the host -------------------------------------------------------
@@ -182,6 +185,7 @@ async function call(path, opts) {
   try {
     const res = await api(path, opts);
     reachable(true);
+    if (res.ok) signedIn();
     return res;
   } catch (err) {
     reachable(false);
@@ -213,7 +217,8 @@ async function loadOutbox() {
 }
 
 // loadAll reloads everything; when the host is unreachable, the data the
-// worker cached (periodic sync) stands in.
+// worker cached (from the answers it passed through, and Periodic Sync)
+// stands in.
 async function loadAll() {
   await loadOutbox();
   const results = await Promise.allSettled([loadActions(), loadStatus()]);
@@ -225,20 +230,26 @@ async function loadAll() {
   }
 }
 
-// showCachedData merges what the worker saved (periodic sync) and says
-// how old it is.
+// showCachedData merges what the worker saved (the last answers it passed
+// through, or a periodic sync) and says how old it is.
 async function showCachedData() {
   if (!('caches' in self)) return;
   try {
     if (!(await caches.has(DATA_CACHE))) return; // open() would create it
     const cache = await caches.open(DATA_CACHE);
-    const [msgs, status] = await Promise.all([cache.match('/api/messages?limit=100'), cache.match('/api/status')]);
+    const [msgs, status, actions] = await Promise.all(
+      ['/api/messages?limit=100', '/api/status', '/api/actions?limit=200'].map((p) => cache.match(p)));
+    if (actions && model.hostReachable === false) {
+      const body = await actions.json();
+      for (const a of body.actions || []) setHost(a);
+    }
     if (msgs) {
       const body = await msgs.json();
       for (const m of body.messages || []) setMessage(m);
       const at = Date.parse(msgs.headers.get('X-Synctray-Fetched') || msgs.headers.get('Date'));
-      const when = Number.isFinite(at) ? new Date(at).toLocaleTimeString() : 'earlier';
-      view.dataNote(model.hostReachable === false ? `Offline: showing messages saved at ${when}` : `Refreshed in the background at ${when}`);
+      const when = Number.isFinite(at) ? view.clock(at) : 'earlier';
+      view.dataNote(model.hostReachable === false || !navigator.onLine ?
+        `Offline — showing messages from ${when}` : `Refreshed in the background at ${when}`);
     }
     if (status && !model.status) setStatus(await status.json());
   } catch (err) {
@@ -271,20 +282,24 @@ async function send(text) {
   } else if (res.ok) {
     setHost(res.data);
     view.announce('Sent to the host.');
+  } else if (res.status === 401) {
+    // Not signed in: the message waits in this browser, and goes out once
+    // a login link has signed this browser in.
+    await queueHere(key, action, 'Kept in this browser: it goes out once you sign in.');
   } else {
-    const reason = res.status === 401 ? 'Not signed in: open synctray with `synctray open`.' : errorText(res);
+    const reason = errorText(res);
     it.local = { state: 'failed', reason };
     changed();
     view.announce(`Not sent: ${reason}`);
   }
 }
 
-async function queueHere(key, action) {
+async function queueHere(key, action, said = 'Queued in this browser: it goes out when the host is back.') {
   try {
     await outbox.add({ key, ...action });
     await loadOutbox();
     if (registration && registration.sync && !NOSYNC) await registration.sync.register('outbox').catch(() => {});
-    view.announce('Queued in this browser: it goes out when the host is back.');
+    view.announce(said);
   } catch (err) {
     item(key).local = { state: 'failed', reason: `Could not keep it in this browser: ${err.message}` };
     changed();
@@ -292,13 +307,50 @@ async function queueHere(key, action) {
 }
 
 async function retryOnHost(action) {
+  view.result('Retrying…', 'busy');
   try {
     const res = await call(`/api/actions/${action.id}/retry`, { method: 'POST' });
-    if (res.ok) setHost(res.data);
-    else view.announce(`Cannot retry: ${errorText(res)}`);
+    if (res.ok) {
+      setHost(res.data);
+      view.result(model.status && model.status.work_offline ?
+        'Queued again: it goes out when you stop working offline' : 'Queued again: the host sends it now', 'ok');
+    } else {
+      view.result(`Cannot retry: ${errorText(res)}`, 'bad');
+    }
   } catch {
-    view.announce('Cannot retry: the host is unreachable.');
+    view.result('Cannot retry: host not reachable', 'bad');
   }
+}
+
+async function cancelOnHost(action) {
+  try {
+    const res = await call(`/api/actions/${action.id}/cancel`, { method: 'POST' });
+    if (res.ok) {
+      setHost(res.data);
+      view.result('Cancelled: it will not be sent', 'ok');
+    } else {
+      // 409: the host's reason (it was sent meanwhile, say).
+      view.result(`Cannot cancel: ${errorText(res)}`, 'bad');
+      loadActions().catch(() => {});
+    }
+  } catch {
+    view.result('Cannot cancel: host not reachable', 'bad');
+  }
+}
+
+async function setWorkOffline(on) {
+  try {
+    const res = await call('/api/mode', { method: 'PUT', body: { work_offline: on } });
+    if (res.ok) {
+      setStatus(res.data);
+      view.result(on ? 'Working offline: messages wait on the host' : 'Syncing again', 'ok');
+    } else {
+      view.result(`Cannot change the mode: ${errorText(res)}`, 'bad');
+    }
+  } catch {
+    view.result('Cannot change the mode: host not reachable', 'bad');
+  }
+  changed(); // the switch shows the host's mode, whatever happened
 }
 
 async function dismiss(key) {
@@ -310,18 +362,46 @@ async function dismiss(key) {
 async function syncNow() {
   const btn = $('sync-now');
   btn.disabled = true;
-  view.announce('Syncing…');
+  view.result('Syncing…', 'busy');
   try {
     await askWorker({ type: 'replay' });
-    const res = await call('/api/sync', { method: 'POST' });
-    if (res.ok) view.announce(`Synced: ${res.data.synced || 0} sent upstream.`);
-    else view.announce(`Sync stopped: ${errorText(res)}`);
+    let res;
+    try {
+      res = await call('/api/sync', { method: 'POST' });
+    } catch {
+      view.result(model.browserQueued > 0 ? 'Host not reachable: messages stay queued in this browser' : 'Host not reachable', 'bad');
+      return;
+    }
+    if (res.ok) view.result(reportText(res.data), 'ok');
+    else view.result(syncFailure(res), 'bad');
     await loadAll();
-  } catch {
-    view.announce('Sync failed: the host is unreachable. Messages stay queued in this browser.');
   } finally {
     btn.disabled = false;
   }
+}
+
+// reportText sums up a sync report: "3 sent", "2 sent, 1 refused".
+function reportText(rep) {
+  const parts = [];
+  if (rep && rep.synced) parts.push(`${rep.synced} sent`);
+  if (rep && rep.rejected) parts.push(`${rep.rejected} refused by the upstream`);
+  return parts.length ? parts.join(', ') : 'Nothing to send';
+}
+
+// syncFailure is the one line for a Sync now the host could not finish,
+// in the host's words: "Upstream not reachable — will retry at 14:05",
+// "Sync blocked: <the problem>".
+function syncFailure(res) {
+  if (res.status === 401) return 'Not signed in';
+  const d = res.data || {};
+  const st = d.status || model.status;
+  if (d.status) setStatus({ ...model.status, ...d.status });
+  const problem = st && st.problem && st.problem.message;
+  if (st && st.state === 'blocked' && problem) return `Sync blocked: ${problem}`;
+  const why = (d.report && d.report.error) || (d.error && d.error.message) || problem || `the host answered ${res.status}`;
+  const sent = d.report && d.report.synced ? `${d.report.synced} sent, then: ` : '';
+  const next = st && ms(st.next_attempt);
+  return `${sent}${why}${Number.isFinite(next) ? ` — will retry at ${view.clock(next)}` : ''}`;
 }
 
 // ---- the service worker --------------------------------------------------------
@@ -421,7 +501,12 @@ const live = new Live({
   },
   // A closed socket means the host went away (or restarts): say so at once
   // rather than at the next API call; Live reconnects with backoff.
-  onClose: () => reachable(false),
+  // Without a session the host refuses the socket: that says nothing
+  // about whether it is up, so ask it.
+  onClose: () => {
+    if (model.unauthorized) loadStatus().catch(() => {});
+    else reachable(false);
+  },
 });
 
 let pollTimer = 0;
@@ -467,10 +552,21 @@ async function refreshInBackground(reg) {
   startPolling();
 }
 
+const SIGN_IN = 'Not signed in. Run `synctray open` (or use the tray\'s Open synctray) to sign in; your messages wait in this browser until then.';
+
 function signedOut() {
   if (model.unauthorized) return;
   model.unauthorized = true;
-  view.notice('You are not signed in. Open synctray with `synctray open`.');
+  view.notice(SIGN_IN);
+  changed();
+}
+
+// signedIn: the host took a call, so this browser has a session (again).
+function signedIn() {
+  if (!model.unauthorized) return;
+  model.unauthorized = false;
+  view.notice('');
+  changed();
 }
 
 // ---- start ---------------------------------------------------------------------
@@ -489,6 +585,8 @@ function wire() {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) $('compose').requestSubmit();
   });
   $('sync-now').addEventListener('click', syncNow);
+  $('work-offline').addEventListener('change', (e) => setWorkOffline(e.target.checked));
+  if (/Mac|iPhone|iPad/.test(navigator.platform)) $('send-mod').textContent = '⌘';
   window.addEventListener('online', () => {
     changed();
     askWorker({ type: 'replay' });

@@ -6,8 +6,10 @@
 //   kept in IndexedDB and replayed, in order and with the same
 //   Idempotency-Key, on Background Sync ('outbox'), when a page says the
 //   host is back, or (without SyncManager) on start-up, 'online' and a timer.
-// - Periodic Background Sync ('refresh') keeps /api/messages and
-//   /api/status in the "synctray-data" cache for offline pages.
+// - The last good answers to the page's GET /api/messages, /api/status and
+//   /api/actions (DATA_PATHS) are kept in the "synctray-data" cache as they
+//   pass through, and Periodic Background Sync ('refresh') renews them, so
+//   a page reloaded while the host is down still shows the history.
 // - Push shows a notification and tells open pages.
 //
 // The queue-and-replay machinery (replay lock, triggers, TransientError,
@@ -22,7 +24,7 @@ const VERSION = '__SYNCTRAY_VERSION__';
 const PRECACHE = __SYNCTRAY_PRECACHE__;
 const SHELL_CACHE = `synctray-shell-${VERSION}`;
 const DATA_CACHE = 'synctray-data';
-const DATA_PATHS = ['/api/messages?limit=100', '/api/status'];
+const DATA_PATHS = ['/api/messages?limit=100', '/api/status', '/api/actions?limit=200'];
 
 // Batches stay well under the host's limits (1,000 actions, 1 MiB body).
 const BATCH_ITEMS = 1000;
@@ -68,6 +70,14 @@ self.addEventListener('fetch', (event) => {
   if (url.origin !== self.location.origin) return;
   if (url.pathname === '/api/actions' && req.method === 'POST') {
     event.respondWith(postAction(req));
+    return;
+  }
+  // The page's reads of its data go to the network, and the worker keeps
+  // the last good answer for when the host is down.
+  if (req.method === 'GET' && DATA_PATHS.includes(url.pathname + url.search)) {
+    const answer = fetch(req);
+    event.respondWith(answer.then((resp) => resp.clone()));
+    event.waitUntil(answer.then((resp) => keepData(url.pathname + url.search, resp)).catch(() => {}));
     return;
   }
   // The API, the live socket and the login link always go to the network.
@@ -192,7 +202,7 @@ async function sendBatch(entries) {
       break;
     case 'unauthorized':
       await tellPages({ type: 'unauthorized' });
-      throw new TransientError('Not signed in: open synctray with `synctray open`');
+      throw new TransientError('Not signed in');
     case 'poison': {
       if (entries.length > 1) {
         const mid = Math.ceil(entries.length / 2);
@@ -263,14 +273,27 @@ async function refreshData() {
   const fresh = await Promise.all(DATA_PATHS.map(async (path) => {
     const resp = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
     if (!resp.ok) throw new Error(`GET ${path}: the host answered ${resp.status}`);
-    const headers = new Headers(resp.headers);
-    headers.set('X-Synctray-Fetched', new Date().toISOString());
-    return [path, new Response(await resp.blob(), { status: resp.status, headers })];
+    return [path, await stamped(resp)];
   }));
   const cache = await caches.open(DATA_CACHE);
   await Promise.all(fresh.map(([path, resp]) => cache.put(path, resp)));
   await tellPages({ type: 'data-refreshed' });
   await replay().catch(() => { /* sync or the next trigger retries */ });
+}
+
+// stamped copies a response with the time it was fetched.
+async function stamped(resp) {
+  const headers = new Headers(resp.headers);
+  headers.set('X-Synctray-Fetched', new Date().toISOString());
+  return new Response(await resp.blob(), { status: resp.status, headers });
+}
+
+// keepData keeps a good answer the page got for one of DATA_PATHS.
+async function keepData(path, resp) {
+  if (resp.status !== 200) return; // not a 401, not an error page
+  const copy = await stamped(resp);
+  const cache = await caches.open(DATA_CACHE);
+  await cache.put(path, copy);
 }
 
 // ---- push --------------------------------------------------------------------

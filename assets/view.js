@@ -18,6 +18,15 @@ const CONN = {
   'upstream-down': 'Host offline: upstream unreachable',
   'work-offline': 'Working offline',
   blocked: 'Sync blocked',
+  'signed-out': 'Not signed in',
+};
+
+// With the host's one-line reason, the pill says the state shortly and
+// then the reason ("Host offline: Upstream not reachable").
+const CONN_SHORT = {
+  'upstream-down': 'Host offline',
+  'work-offline': 'Working offline',
+  blocked: 'Sync blocked',
 };
 
 // MAX_SHOWN bounds the list: the newest messages are the ones that matter.
@@ -36,8 +45,12 @@ function when(ms) {
 
 // renderList draws the items (each {key, text, time, state, reason,
 // actions}), newest first. actions are [{label, run}] buttons.
+// Items created in the same millisecond are ordered by the host's id
+// (its enqueue order) where both have one: keys do not sort by time
+// within a millisecond.
 export function renderList(items) {
-  const sorted = items.sort((a, b) => (b.time - a.time) || (a.key < b.key ? 1 : -1)).slice(0, MAX_SHOWN);
+  const sorted = items.sort((a, b) => (b.time - a.time) || (a.id && b.id ? b.id - a.id : 0) ||
+    (a.key < b.key ? 1 : -1)).slice(0, MAX_SHOWN);
   const frag = document.createDocumentFragment();
   for (const it of sorted) {
     const li = document.createElement('li');
@@ -85,7 +98,8 @@ export function renderList(items) {
 // is not online, its one-line reason.
 export function renderConn(state, problem) {
   const el = $('conn');
-  const text = (CONN[state] || state) + (problem && state !== 'online' ? `: ${problem}` : '');
+  const text = problem && state !== 'online' && state !== 'signed-out' ?
+    `${CONN_SHORT[state] || CONN[state] || state}: ${problem}` : (CONN[state] || state);
   if (el.dataset.state === state && el.textContent === text) return;
   el.dataset.state = state;
   el.textContent = text;
@@ -106,14 +120,45 @@ export function notice(text) {
     el.replaceChildren();
     return;
   }
-  const parts = text.split('`');
-  el.replaceChildren(...parts.map((p, i) => {
+  el.replaceChildren(...codeText(text));
+  el.hidden = false;
+}
+
+// clock is a time of day as people read it ("14:05").
+export function clock(ms) {
+  return Number.isFinite(ms) ? timeFmt.format(new Date(ms)) : '';
+}
+
+// codeText turns `code` spans into <code> elements.
+function codeText(text) {
+  return text.split('`').map((p, i) => {
     if (i % 2 === 0) return document.createTextNode(p);
     const c = document.createElement('code');
     c.textContent = p;
     return c;
-  }));
+  });
+}
+
+let resultTimer = 0;
+
+// result shows the outcome of what the user just did (Sync now, Retry,
+// Cancel, Work offline) on screen, next to the controls, and tells screen
+// readers once. kind: 'busy', 'ok' or 'bad'. A result stays until the next
+// one, or for a minute.
+export function result(text, kind = 'ok') {
+  const el = $('result');
+  clearTimeout(resultTimer);
+  el.dataset.kind = kind;
+  el.replaceChildren(...codeText(text));
   el.hidden = false;
+  announce(text.replaceAll('`', ''));
+  if (kind !== 'busy') resultTimer = setTimeout(() => { el.hidden = true; }, 60000);
+}
+
+export function renderMode(status, usable) {
+  const box = $('work-offline');
+  box.checked = !!(status && (status.work_offline || status.state === 'working_offline'));
+  box.disabled = !usable;
 }
 
 export function dataNote(text) {

@@ -55,6 +55,10 @@ type options struct {
 	// server of the test's own, e.g. json-server) instead of env.idem,
 	// with the same short backoff.
 	upstreamURL string
+	// upstreamToken makes the reference upstream require this bearer
+	// token, which the host does not have: the host is blocked
+	// (unauthorized) from its first sync.
+	upstreamToken string
 }
 
 // env is one test's world: a reference upstream, a host on a fixed port
@@ -72,6 +76,7 @@ type env struct {
 	cancel context.CancelFunc
 	done   chan error
 
+	upServer *upstream.Server
 	upStore  *upstream.Store
 	upClient *upstream.Client
 	idem     *idemserver.Server // with opts.httpUpstream
@@ -95,9 +100,9 @@ func newEnv(t testing.TB, opts options) *env {
 	case opts.httpUpstream:
 		e.idem = idemserver.Start(t)
 	default:
-		_, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t)})
-		e.upStore = store
-		e.upClient = &upstream.Client{BaseURL: upURL}
+		srv, store, upURL := testupstream.Start(t, upstream.Options{Logger: testsupport.Logger(t), Token: opts.upstreamToken})
+		e.upServer, e.upStore = srv, store
+		e.upClient = &upstream.Client{BaseURL: upURL, Token: opts.upstreamToken}
 	}
 
 	for try := 0; ; try++ {
@@ -203,6 +208,33 @@ func (e *env) setWorkOffline(on bool) {
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("PUT /api/mode: %s", resp.Status)
 	}
+}
+
+// hostAPI calls the host's API as the tray and the CLI do (with the API
+// token) and returns the status and the body.
+func (e *env) hostAPI(method, path, body string, header ...string) (int, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, "http://"+e.addr+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.host.Token())
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }
 
 // ---- the upstream --------------------------------------------------------------

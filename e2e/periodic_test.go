@@ -54,7 +54,7 @@ func TestPeriodicSync(t *testing.T) {
 		e.stopHost()
 		e.reload()
 		e.waitShown("other", key)
-		e.waitJS("the page says the data is cached", `document.getElementById('data-note').textContent.startsWith('Offline: showing messages saved')`)
+		e.waitJS("the page says the data is cached", `document.getElementById('data-note').textContent.startsWith('Offline — showing messages from')`)
 	})
 
 	t.Run("denied: the page polls /api/messages while visible and stops while hidden", func(t *testing.T) {

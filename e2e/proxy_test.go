@@ -28,6 +28,11 @@ type frontProxy struct {
 	// POST /api/actions/batch, as a host that cannot take writes would.
 	unavailable atomic.Bool
 
+	// cancelTwice forwards each POST /api/actions/{id}/cancel twice and
+	// answers with the host's second answer, as when another client (or a
+	// second click) cancelled it first: the host's own 409.
+	cancelTwice atomic.Bool
+
 	messagesGets   atomic.Int64 // GET /api/messages seen
 	refusedBatches atomic.Int64 // batches answered 503 by the proxy
 
@@ -82,6 +87,11 @@ func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Method == http.MethodPost && r.URL.Path == "/api/actions/batch":
 		p.forwardBatch(w, r)
+		return
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/cancel") && p.cancelTwice.Load():
+		first := httptest.NewRecorder()
+		p.rp.ServeHTTP(first, r.Clone(r.Context()))
+		p.rp.ServeHTTP(w, r)
 		return
 	case strings.HasPrefix(r.URL.Path, "/upstream/") && r.Header.Get("Prefer") == "respond-async":
 		rec := &statusRecorder{ResponseWriter: w}

@@ -27,6 +27,7 @@ func TestScreenshots(t *testing.T) {
 		mobile        bool
 	}{
 		{"phone", 390, 844, true},
+		{"laptop", 1280, 800, false},
 		{"narrow-laptop", 760, 720, false},
 	}
 	for _, vp := range viewports {
@@ -54,8 +55,31 @@ func TestScreenshots(t *testing.T) {
 				e.waitShown("browser", e.send(text))
 			}
 			e.waitJS("the page says offline", `document.getElementById('conn').dataset.state === 'offline'`)
+			e.do(chromedp.Click(chromedp.ID("sync-now")))
+			e.waitResult("the Sync now result")
 			checkFits(e)
 			shoot(e, vp.name+"-offline")
+			e.setOffline(false, e.ctx, sw)
+
+			// A browser without a session, at the same size.
+			ctx, cancel := chromedp.NewContext(e.ctx, chromedp.WithNewBrowserContext())
+			defer cancel()
+			var vpo []chromedp.EmulateViewportOption
+			if vp.mobile {
+				vpo = append(vpo, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2))
+			}
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.width, vp.height, vpo...), chromedp.Navigate(e.origin+"/")); err != nil {
+				t.Fatal(err)
+			}
+			e.waitJSIn(ctx, "the pill says not signed in", `document.getElementById('conn').dataset.state === 'signed-out'`)
+			if err := chromedp.Do(ctx,
+				chromedp.SetValue(chromedp.ID("text"), "Written before signing in."),
+				chromedp.Click(chromedp.CSS(`#compose button[type="submit"]`)),
+			); err != nil {
+				t.Fatal(err)
+			}
+			e.waitJSIn(ctx, "the message waits in the browser", `document.querySelector('#messages li[data-state="browser"]')`)
+			shootIn(e, ctx, vp.name+"-signed-out")
 		})
 	}
 }
@@ -72,8 +96,17 @@ func checkFits(e *env) {
 // artifacts/NAME.png.
 func shoot(e *env, name string) {
 	e.t.Helper()
-	eval[chromedp.Void](e, `document.activeElement.blur(); window.scrollTo(0, 0)`)
-	ctx, cancel := context.WithTimeout(e.ctx, wait)
+	shootIn(e, e.ctx, name)
+}
+
+// shootIn is shoot for the tab ctx.
+func shootIn(e *env, tab context.Context, name string) {
+	e.t.Helper()
+	if w := evalIn[[]int](e, tab, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		e.t.Fatalf("%s: the page is %d px wide in a %d px viewport", name, w[0], w[1])
+	}
+	evalIn[chromedp.Void](e, tab, `document.activeElement.blur(); window.scrollTo(0, 0)`)
+	ctx, cancel := context.WithTimeout(tab, wait)
 	defer cancel()
 	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
