@@ -164,8 +164,13 @@ func TestTodoExample(t *testing.T) {
 		}
 		e.waitJS("the host's status offline, with the problem", `(() => { const c = document.getElementById('conn');
 			return c.dataset.state === 'offline' && c.textContent.startsWith('Offline: ') && c.textContent.length > 'Offline: '.length + 10; })()`)
-		if n := eval[int](e, `fetch('/api/status').then((r) => r.json()).then((s) => (s.counts.queued || 0) + (s.counts.syncing || 0))`); n != 6 {
-			t.Fatalf("the host holds %d writes queued, want 6", n)
+		// The page hands its writes to the host one at a time, in order: wait
+		// until the host holds all six.
+		held := func() int {
+			return eval[int](e, `fetch('/api/status').then((r) => r.json()).then((s) => (s.counts.queued || 0) + (s.counts.syncing || 0))`)
+		}
+		if !poll(func() bool { return held() == 6 }) {
+			t.Fatalf("the host holds %d writes queued, want 6", held())
 		}
 		if w := js.writes(); len(w) != 0 {
 			t.Fatalf("json-server logged writes %q while it was down", w)
