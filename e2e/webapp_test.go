@@ -101,7 +101,7 @@ func TestSyncFeedback(t *testing.T) {
 		got := e.waitResult("the Sync now result")
 		_, body := e.hostAPI("GET", "/api/status", "")
 		var st struct {
-			State   string `json:"state"`
+			State   string                   `json:"state"`
 			Problem struct{ Message string } `json:"problem"`
 		}
 		if err := json.Unmarshal(body, &st); err != nil {
