@@ -44,7 +44,7 @@ var columns = []struct {
 	title string
 	width float32
 }{
-	{"Created", 120}, {"Summary", 230}, {"State", 70}, {"Attempts", 70}, {"Next try", 75}, {"Last error", 175},
+	{"Created", 120}, {"Summary", 230}, {"State", 70}, {"Attempts", 70}, {"Next try", 75}, {"Last error", 160},
 }
 
 // The table's columns fit the table's part of the default window (1200 ×
