@@ -239,7 +239,7 @@ func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
 	// A claim holds a few waves of writes, so that claiming and recording
 	// (two durable commits) are shared by several requests.
 	o.Concurrency = max(o.Concurrency, 1)
-	o.BatchSize = min(max(8*o.Concurrency, 64), 1000)
+	o.BatchSize = min(max(64*o.Concurrency, 64), 1000)
 	e := New(store, nil, o)
 	e.fw = fw
 	return e
