@@ -28,7 +28,7 @@ var (
 
 // prefilled returns a data dir whose outbox holds 100,000 queued actions,
 // made once per test binary with outboxdb.EnqueueBatch.
-func prefilled(b *testing.B) string {
+func prefilled(b testing.TB) string {
 	b.Helper()
 	prefillOnce.Do(func() {
 		prefillDir, prefillErr = os.MkdirTemp("", "synctray-bench")

@@ -268,3 +268,38 @@ func TestSecondStartOpensTheBrowserWhenServing(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// TestInspectorWithALargeOutboxUnderXvfb shows the outbox window over
+// 100,000 queued actions at its default size and keeps a screenshot.
+func TestInspectorWithALargeOutboxUnderXvfb(t *testing.T) {
+	need(t, "import")
+	disp := display(t)
+	bus := sessionBus(t)
+	w := newWatcher(t, bus)
+	src := prefilled(t)
+	home, dir, addr := t.TempDir(), t.TempDir(), testsupport.FreeAddr(t)
+	for _, name := range []string{"outbox.db", "outbox.db-wal"} {
+		if b, err := os.ReadFile(filepath.Join(src, name)); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	environ := env(home, disp, bus)
+	p := start(t, environ, dir, addr, "--work-offline")
+	p.waitHealthy(t)
+	w.item(t)
+	if st := p.status(t); st.Counts["queued"] != bigOutbox {
+		t.Fatalf("counts %v, want %d queued", st.Counts, bigOutbox)
+	}
+	second := exec.Command(binary, "--data-dir", dir, "--addr", addr)
+	second.Env = environ
+	if out, err := second.CombinedOutput(); err != nil || !strings.Contains(string(out), "showing its window") {
+		t.Fatalf("second start: %v\n%s", err, out)
+	}
+	shot := filepath.Join(artifacts(t), "inspector-100k.png")
+	testsupport.WaitFor(t, "the window on screen", func() bool { return screenshot(t, disp, shot) >= 8 })
+	time.Sleep(500 * time.Millisecond) // let the first page arrive, then the final shot
+	t.Logf("inspector screenshot over %d actions: %s (%d colours)", bigOutbox, shot, screenshot(t, disp, shot))
+	p.stop(t)
+}
