@@ -135,7 +135,7 @@ func TestSizes(t *testing.T) {
 		t.Errorf("style.css's --brand is not the icons' teal %s", hexOf(Brand))
 	}
 	html, _ := os.ReadFile(filepath.Join(root, "assets/index.html"))
-	for _, want := range []string{`rel="apple-touch-icon" href="/icons/apple-touch-icon.png"`, `<meta name="theme-color" content="` + hexOf(Brand) + `">`} {
+	for _, want := range []string{`<img src="/icons/mark.svg"`, `rel="apple-touch-icon" href="/icons/apple-touch-icon.png"`, `<meta name="theme-color" content="` + hexOf(Brand) + `">`} {
 		if !bytes.Contains(html, []byte(want)) {
 			t.Errorf("index.html lacks %s", want)
 		}
