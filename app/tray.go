@@ -19,7 +19,7 @@ func mustIcon(name string) fyne.Resource {
 }
 
 // Icons of the tray, one per state, and the application icon; drawn by
-// icons/gen.go.
+// package icons (app/icons), which derives them all from one mark.
 var (
 	trayIcons = map[IconState]fyne.Resource{
 		IconSynced:  mustIcon("synced.png"),

@@ -12,15 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"synctray/app/icons"
 	"synctray/internal/testsupport"
 	"synctray/localserver/outboxdb"
 )
 
-// Icon colours (see app/icons/gen.go).
-const (
-	colourSynced  = "#2e9e52"
-	colourQueued  = "#2f7fd8"
-	colourOffline = "#7a8089"
+// Icon colours (drawn by package icons).
+var (
+	colourSynced  = icons.Synced.Hex()
+	colourQueued  = icons.Queued.Hex()
+	colourOffline = icons.Offline.Hex()
 )
 
 // TestTrayOverDBus runs the real binary under Xvfb and a private session

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"synctray/app/icons"
 )
 
 // watcher is a fake tray host on a private session bus: it owns
@@ -215,8 +217,9 @@ func matches(got, want string) bool {
 	return got == want || strings.HasSuffix(want, "*") && strings.HasPrefix(got, strings.TrimSuffix(want, "*"))
 }
 
-// iconColour is the colour of the tray icon's disc (the pixel at 32,8 of
-// the 64×64 IconPixmap, ARGB), which tells the state apart.
+// iconColour is the colour of the tray icon's tile (the pixel
+// icons.TraySample of the 64×64 IconPixmap, ARGB), which tells the state
+// apart.
 func (w *watcher) iconColour(t testing.TB, item string) string {
 	t.Helper()
 	v, err := w.conn.Object(item, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.IconPixmap")
@@ -231,10 +234,11 @@ func (w *watcher) iconColour(t testing.TB, item string) string {
 		t.Fatalf("IconPixmap %v: %v", v, err)
 	}
 	p := px[0]
-	if p.W != 64 || p.H != 64 || len(p.Pix) != 64*64*4 {
+	const n = icons.TraySize
+	if p.W != n || p.H != n || len(p.Pix) != n*n*4 {
 		return fmt.Sprintf("%dx%d", p.W, p.H)
 	}
-	i := (8*64 + 32) * 4
+	i := (icons.TraySample.Y*n + icons.TraySample.X) * 4
 	return fmt.Sprintf("#%02x%02x%02x", p.Pix[i+1], p.Pix[i+2], p.Pix[i+3])
 }
 
