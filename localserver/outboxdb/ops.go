@@ -341,7 +341,7 @@ func (db *DB) Claim(ctx context.Context, limit int, maxID int64) ([]outbox.Actio
 	}
 	defer db.gate.leave()
 	var claimed []outbox.Action
-	err := db.write(ctx, func(tx *sql.Tx) ([]outbox.Action, error) {
+	err := db.writeSync(ctx, false, func(tx *sql.Tx) ([]outbox.Action, error) {
 		now := fmtTime(db.stamp())
 		rows, err := tx.QueryContext(ctx, claimSQL, now, maxID, limit)
 		if err != nil {

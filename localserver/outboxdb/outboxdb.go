@@ -61,8 +61,9 @@ type DB struct {
 	// writeMu serializes write transactions; notifyMu is taken before
 	// writeMu is released so OnChange calls happen in commit order while
 	// the next transaction already runs.
-	writeMu  sync.Mutex
-	notifyMu sync.Mutex
+	writeMu    sync.Mutex
+	notifyMu   sync.Mutex
+	notDurable bool // the writer runs with synchronous=NORMAL (under writeMu)
 
 	// Group commit.
 	enqCh      chan *enqReq
@@ -221,8 +222,37 @@ func (g *gate) close() {
 // afterCommit (if any) and then publishes the changed actions, in commit
 // order with respect to other writes, without holding up the next write.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) ([]outbox.Action, error), afterCommit func()) error {
+	return db.writeSync(ctx, true, fn, afterCommit)
+}
+
+// writeSync is write; durable false commits without waiting for the disk
+// (synchronous=NORMAL for this one transaction), for a change a crash may
+// lose: a claim (rows left "syncing" go back to "queued" at start). WAL
+// frames are written in order, so the next durable commit makes it
+// durable too. Should FULL not come back, writes are refused: a 2xx must
+// keep meaning "on disk".
+func (db *DB) writeSync(ctx context.Context, durable bool, fn func(tx *sql.Tx) ([]outbox.Action, error), afterCommit func()) error {
 	db.writeMu.Lock()
+	if db.notDurable {
+		if _, err := db.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+			db.writeMu.Unlock()
+			return fmt.Errorf("restore synchronous=FULL: %w", err)
+		}
+		db.notDurable = false
+	}
+	if !durable {
+		if _, err := db.w.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+			db.writeMu.Unlock()
+			return storageError(fmt.Errorf("relax synchronous: %w", err))
+		}
+		db.notDurable = true
+	}
 	changed, err := db.runTx(ctx, fn)
+	if !durable {
+		if _, rerr := db.w.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); rerr == nil {
+			db.notDurable = false
+		} // else: the next write restores it first, or refuses
+	}
 	if err != nil {
 		db.writeMu.Unlock()
 		return storageError(err)

@@ -1174,3 +1174,21 @@ func TestCloseWhileEnqueueing(t *testing.T) {
 		t.Errorf("%d goroutines, %d before", n, before)
 	}
 }
+
+func TestAClaimLeavesTheWriterDurable(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	if _, _, err := db.Enqueue(ctx, outbox.NewAction{Key: testsupport.NewKey(), Type: "m", Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if acts, err := db.Claim(ctx, 10, 0); err != nil || len(acts) != 1 {
+		t.Fatalf("Claim = %v, %v", acts, err)
+	}
+	var mode int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 || db.notDurable {
+		t.Fatalf("after a claim the writer runs with synchronous=%d (notDurable %v), want 2 (FULL): an enqueue acknowledged now must be on disk", mode, db.notDurable)
+	}
+}
