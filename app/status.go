@@ -167,14 +167,7 @@ func prettyJSON(raw json.RawMessage, max int) string {
 	if ind, err := json.MarshalIndent(raw, "", "  "); err == nil {
 		out = string(ind)
 	}
-	if len(out) <= max {
-		return out
-	}
-	cut := out[:max]
-	for len(cut) > 0 && !utf8.ValidString(cut) {
-		cut = cut[:len(cut)-1]
-	}
-	return fmt.Sprintf("%s\n… (%s more bytes)", cut, count(len(out)-len(cut)))
+	return shortenBytes(out, max)
 }
 
 // shortenBytes cuts s at max bytes (on a rune boundary), saying how much

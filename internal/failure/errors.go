@@ -1,6 +1,7 @@
 package failure
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,14 +64,7 @@ func NewHTTPError(resp *http.Response, mode Mode, base string, body []byte) *HTT
 // people: "" when there is none.
 func ErrorText(body []byte, contentType string) string {
 	code, msg := errorText(body, contentType)
-	return cmpOr(msg, code)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return cmp.Or(msg, code)
 }
 
 // errorText finds the one-line reason in an error body: synctray's

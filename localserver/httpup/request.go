@@ -8,6 +8,7 @@ package httpup
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -232,7 +233,7 @@ func body(b []byte, contentType string) string {
 	case utf8.Valid(b) && !strings.ContainsRune(string(b), 0):
 		return string(b)
 	}
-	return fmt.Sprintf("(%d bytes of %s)", len(b), cmpOr(contentType, "binary data"))
+	return fmt.Sprintf("(%d bytes of %s)", len(b), cmp.Or(contentType, "binary data"))
 }
 
 func mediaType(v string) string {
@@ -241,13 +242,6 @@ func mediaType(v string) string {
 		return ""
 	}
 	return mt
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func statusText(code int) string {

@@ -584,7 +584,9 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		}
 		return out, nil
 
-	case failure.Poison:
+	case failure.Poison, failure.Refused, failure.Redirect:
+		// A refusal that names no action: halve the batch until the
+		// offender is alone; only it fails.
 		if len(chunk) > 1 {
 			mid := len(chunk) / 2
 			e.log.Info("upstream refused a batch as a whole; splitting it", "actions", len(chunk), "err", failure.Summary(err))
@@ -595,17 +597,9 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 			second, stop := e.sendChunk(ctx, chunk[mid:], rep)
 			return append(first, second...), stop
 		}
-		fallthrough
-	case failure.Refused, failure.Redirect:
 		e.reachable(false)
-		if len(chunk) > 1 { // HTTP mode sends one action per request; be safe anyway
-			retryAt := e.failed(err, false)
-			return e.requeue(chunk, err, &retryAt), err
-		}
-		a := chunk[0]
 		rep.Rejected++
-		e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
-		return []outbox.Outcome{{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err)}}, nil
+		return []outbox.Outcome{e.refused(chunk[0], err, nil)}, nil
 
 	case failure.Unauthorized, failure.Protocol:
 		e.block(kind, err)
@@ -617,8 +611,7 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		if kind == failure.Busy {
 			for i, a := range chunk {
 				if a.Attempts >= MaxBusyAttempts {
-					out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err),
-						Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
+					out[i] = gaveUp(a, err, nil)
 					rep.Rejected++
 				}
 			}
@@ -729,10 +722,9 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 			e.tellAnswer(a, outbox.Synced, answers[i], "")
 		case failure.Refused, failure.Redirect, failure.Poison:
 			e.reachable(false)
-			out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err), Response: answers[i]}
+			out[i] = e.refused(a, err, answers[i])
 			rep.Rejected++
 			e.tellAnswer(a, outbox.Failed, answers[i], out[i].Error)
-			e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
 		case failure.Unauthorized, failure.Protocol:
 			e.block(kind, err)
 			out[i] = e.requeue(batch[i:i+1], err, nil)[0]
@@ -740,8 +732,7 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 			stop = cmp.Or(stop, err)
 		default: // Transient, Busy
 			if kind == failure.Busy && a.Attempts >= MaxBusyAttempts {
-				out[i] = outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err), Response: answers[i],
-					Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
+				out[i] = gaveUp(a, err, answers[i])
 				rep.Rejected++
 				continue
 			}
@@ -796,6 +787,20 @@ func (e *Engine) tellAnswer(a outbox.Action, st outbox.State, answer json.RawMes
 	}
 	a.State, a.Response, a.LastError = st, answer, errText
 	e.o.OnAnswer(a)
+}
+
+// refused is the outcome "failed for good" of an action the upstream
+// refused, with its one-line reason and, on its history, the full answer.
+func (e *Engine) refused(a outbox.Action, err error, answer json.RawMessage) outbox.Outcome {
+	e.log.Warn("upstream refused an action", "id", a.ID, "key", a.Key, "err", failure.Summary(err))
+	return outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Error: failure.Summary(err), Detail: failure.Detail(err), Response: answer}
+}
+
+// gaveUp is the outcome "failed" of an action the upstream kept saying
+// was in progress (409) for MaxBusyAttempts attempts.
+func gaveUp(a outbox.Action, err error, answer json.RawMessage) outbox.Outcome {
+	return outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err), Response: answer,
+		Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
