@@ -8,15 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"synctray/internal/failure"
 	"synctray/localserver/outbox"
+	"synctray/upstream/protocol"
 )
 
 // AnswerBytes is how much of an upstream's answer body is kept on the
@@ -99,21 +98,9 @@ type Forwarder struct {
 	HTTP    *http.Client
 }
 
-// DefaultClient does not follow redirects: a replayed write must not
-// change its method or target (design §10).
-var DefaultClient = &http.Client{
-	Timeout: 60 * time.Second,
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   64,
-		ForceAttemptHTTP2:     true,
-	},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
+// DefaultClient sends the writes: protocol.NewHTTPClient, with room for
+// --upstream-concurrency connections.
+var DefaultClient = protocol.NewHTTPClient(64)
 
 func (f *Forwarder) client() *http.Client {
 	if f.HTTP != nil {

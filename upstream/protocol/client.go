@@ -38,20 +38,27 @@ type Client struct {
 	HTTP    *http.Client
 }
 
-var defaultHTTP = &http.Client{
-	Timeout: 60 * time.Second,
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		ForceAttemptHTTP2:     true,
-	},
-	// A redirect is not followed: Go would turn the POST into a GET. A 3xx
-	// is an answer like any other, and not protocol v1 (design §10).
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+var defaultHTTP = NewHTTPClient(4)
+
+// NewHTTPClient is the host's client for an upstream (protocol v1 or an
+// HTTP backend), keeping up to maxIdlePerHost connections: bounded dial,
+// TLS, header and overall timeouts, and no redirect followed — Go would
+// turn a POST into a GET, and a replayed write must not change its method
+// or target (design §10): a 3xx is an answer like any other.
+func NewHTTPClient(maxIdlePerHost int) *http.Client {
+	return &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   maxIdlePerHost,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func (c *Client) httpClient() *http.Client {
