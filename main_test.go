@@ -95,114 +95,15 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: skipped in -short mode only")
 	}
-	const (
-		n        = 2000
-		minKills = 20
-		clients  = 8
-	)
+	const n = 2000
 	// A little latency keeps batches in flight, so kills land mid-sync.
 	_, upStore, upURL := testupstream.Start(t, upstream.Options{Faults: upstream.Faults{Latency: 2 * time.Millisecond}})
-
-	dir := t.TempDir()
-	addr := testsupport.FreeAddr(t)
-	base := "http://" + addr
-	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", upURL, "--batch-size", "40", "--log-level", "warn"}
-	p := startProc(t, logf, args...)
-	waitHealthy(t, base, p)
-	token := readToken(t, dir)
-
-	// Clients enqueue n actions; each retries its key until it gets a 2xx,
-	// as the service worker does.
-	var mu sync.Mutex
-	var acked []string
-	keys := make(chan string, n)
-	for i := 0; i < n; i++ {
-		keys <- testsupport.NewKey()
-	}
-	close(keys)
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	var retries int64
-	hc := &http.Client{Timeout: 5 * time.Second}
-	for c := 0; c < clients; c++ {
-		wg.Go(func() {
-			for k := range keys {
-				for ctx.Err() == nil {
-					req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"k":"`+k+`"}}`))
-					req.Header.Set("Authorization", "Bearer "+token)
-					req.Header.Set("Idempotency-Key", k)
-					resp, err := hc.Do(req)
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode/100 == 2 {
-							mu.Lock()
-							acked = append(acked, k)
-							mu.Unlock()
-							break
-						}
-					}
-					mu.Lock()
-					retries++
-					mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
-	enqueued := make(chan struct{})
-	go func() { wg.Wait(); close(enqueued) }()
-
-	// Kill at random moments, at least minKills times, until enqueuing is done.
-	kills := 0
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	for kills < minKills || !isClosed(enqueued) {
-		if ctx.Err() != nil {
-			t.Fatalf("time out after %d kills", kills)
-		}
-		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		kills++
-		p = startProc(t, logf, args...)
-		waitHealthy(t, base, p)
-	}
-
-	// Let it drain.
-	for {
-		if ctx.Err() != nil {
-			t.Fatal("timed out waiting for the outbox to drain")
-		}
-		var st struct {
-			Counts map[string]int `json:"counts"`
-		}
-		req, _ := http.NewRequest("GET", base+"/api/status", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err := hc.Do(req); err == nil {
-			json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if st.Counts["synced"] == n && st.Counts["queued"] == 0 && st.Counts["syncing"] == 0 {
-				break
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("host did not stop on SIGTERM")
-	}
-	if !p.cmd.ProcessState.Success() {
-		t.Errorf("host exit after SIGTERM: %v", p.cmd.ProcessState)
-	}
+	st := crashStorm(t, n, []string{"serve", "--upstream", upURL, "--batch-size", "40", "--log-level", "warn"}, func(base, k string) *http.Request {
+		req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"k":"`+k+`"}}`))
+		req.Header.Set("Idempotency-Key", k)
+		return req
+	})
+	dir, acked, kills, retries, elapsed := st.dir, st.acked, st.kills, st.retries, st.elapsed
 
 	applied, err := upStore.AppliedKeys(context.Background())
 	if err != nil {
@@ -379,108 +280,17 @@ func TestCrashRecoveryHTTPMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: skipped in -short mode only")
 	}
-	const (
-		n        = 2000
-		minKills = 20
-		clients  = 8
-	)
+	const n = 2000
 	backend := idemserver.Start(t)
 	backend.SetLatency(time.Millisecond) // keeps writes in flight, so kills land mid-replay
-
-	dir := t.TempDir()
-	addr := testsupport.FreeAddr(t)
-	base := "http://" + addr
-	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	args := []string{"serve", "--data-dir", dir, "--addr", addr, "--upstream", backend.URL, "--upstream-protocol", "http", "--log-level", "warn"}
-	p := startProc(t, logf, args...)
-	waitHealthy(t, base, p)
-	token := readToken(t, dir)
-
-	var mu sync.Mutex
-	var acked []string
-	keys := make(chan string, n)
-	for i := 0; i < n; i++ {
-		keys <- testsupport.NewKey()
-	}
-	close(keys)
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	var retries int64
-	hc := &http.Client{Timeout: 5 * time.Second}
-	for c := 0; c < clients; c++ {
-		wg.Go(func() {
-			for k := range keys {
-				for ctx.Err() == nil {
-					req, _ := http.NewRequest("POST", base+"/upstream/todos", strings.NewReader(`{"title":"`+k+`"}`))
-					req.Header.Set("Authorization", "Bearer "+token)
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Idempotency-Key", k)
-					req.Header.Set("Prefer", "respond-async")
-					resp, err := hc.Do(req)
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode/100 == 2 {
-							mu.Lock()
-							acked = append(acked, k)
-							mu.Unlock()
-							break
-						}
-					}
-					mu.Lock()
-					retries++
-					mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
-	enqueued := make(chan struct{})
-	go func() { wg.Wait(); close(enqueued) }()
-
-	kills := 0
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
-	for kills < minKills || !isClosed(enqueued) {
-		if ctx.Err() != nil {
-			t.Fatalf("time out after %d kills", kills)
-		}
-		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		kills++
-		p = startProc(t, logf, args...)
-		waitHealthy(t, base, p)
-	}
-	for {
-		if ctx.Err() != nil {
-			t.Fatal("timed out waiting for the outbox to drain")
-		}
-		var st struct {
-			Counts map[string]int `json:"counts"`
-		}
-		req, _ := http.NewRequest("GET", base+"/api/status", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err := hc.Do(req); err == nil {
-			json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if st.Counts["synced"] == n && st.Counts["queued"] == 0 && st.Counts["syncing"] == 0 {
-				break
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("host did not stop on SIGTERM")
-	}
+	st := crashStorm(t, n, []string{"serve", "--upstream", backend.URL, "--upstream-protocol", "http", "--log-level", "warn"}, func(base, k string) *http.Request {
+		req, _ := http.NewRequest("POST", base+"/upstream/todos", strings.NewReader(`{"title":"`+k+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", k)
+		req.Header.Set("Prefer", "respond-async")
+		return req
+	})
+	dir, acked, kills, retries, elapsed := st.dir, st.acked, st.kills, st.retries, st.elapsed
 
 	counts := backend.CountByKey()
 	if len(counts) != n {
@@ -527,4 +337,120 @@ func TestServeOnAPortOfAnotherProgramDoesNotBlameSynctray(t *testing.T) {
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "is taken by another program") || strings.Contains(string(out), "already running") {
 		t.Fatalf("serve on a taken port: exit %d\n%s\nwant exit 1 saying another program holds it", cmd.ProcessState.ExitCode(), out)
 	}
+}
+
+// storm is what crashStorm did.
+type storm struct {
+	dir     string   // the host's data dir
+	acked   []string // keys the host acknowledged (2xx)
+	kills   int
+	retries int64
+	elapsed time.Duration
+}
+
+// crashStorm runs the real host (args, plus its own --data-dir and
+// --addr) while 8 clients write n new keys with write(base, key) — each
+// retried until the host answers 2xx, as the service worker does — kills
+// it with SIGKILL at random moments, at least 20 times and until the
+// clients are done, restarting it each time, then lets it drain and stops
+// it with SIGTERM.
+func crashStorm(t *testing.T, n int, args []string, write func(base, key string) *http.Request) storm {
+	t.Helper()
+	const (
+		minKills = 20
+		clients  = 8
+	)
+	st := storm{dir: t.TempDir()}
+	addr := testsupport.FreeAddr(t)
+	base := "http://" + addr
+	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	args = append(append([]string(nil), args...), "--data-dir", st.dir, "--addr", addr)
+	p := startProc(t, logf, args...)
+	waitHealthy(t, base, p)
+	token := readToken(t, st.dir)
+
+	var mu sync.Mutex
+	keys := make(chan string, n)
+	for i := 0; i < n; i++ {
+		keys <- testsupport.NewKey()
+	}
+	close(keys)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for c := 0; c < clients; c++ {
+		wg.Go(func() {
+			for k := range keys {
+				for ctx.Err() == nil {
+					req := write(base, k)
+					req.Header.Set("Authorization", "Bearer "+token)
+					resp, err := hc.Do(req)
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode/100 == 2 {
+							mu.Lock()
+							st.acked = append(st.acked, k)
+							mu.Unlock()
+							break
+						}
+					}
+					mu.Lock()
+					st.retries++
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	enqueued := make(chan struct{})
+	go func() { wg.Wait(); close(enqueued) }()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for st.kills < minKills || !isClosed(enqueued) {
+		if ctx.Err() != nil {
+			t.Fatalf("time out after %d kills", st.kills)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		st.kills++
+		p = startProc(t, logf, args...)
+		waitHealthy(t, base, p)
+	}
+
+	for {
+		if ctx.Err() != nil {
+			t.Fatal("timed out waiting for the outbox to drain")
+		}
+		var status struct {
+			Counts map[string]int `json:"counts"`
+		}
+		req, _ := http.NewRequest("GET", base+"/api/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := hc.Do(req); err == nil {
+			json.NewDecoder(resp.Body).Decode(&status)
+			resp.Body.Close()
+			if status.Counts["synced"] == n && status.Counts["queued"] == 0 && status.Counts["syncing"] == 0 {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st.elapsed = time.Since(start)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("host did not stop on SIGTERM")
+	}
+	if !p.cmd.ProcessState.Success() {
+		t.Errorf("host exit after SIGTERM: %v", p.cmd.ProcessState)
+	}
+	return st
 }
