@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"synctray/app"
+	"synctray/internal/private"
 	"synctray/localserver"
 )
 
@@ -346,8 +347,8 @@ func readTokenFile(log *slog.Logger, path string) (string, error) {
 	if err := checkToken(tok); err != nil {
 		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("the token file is readable by other users: chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	if how, fix, err := private.Exposed(path); err == nil && how != "" {
+		log.Warn("the token file is readable by other users: "+fix, "file", path, "access", how)
 	}
 	return tok, nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"synctray/internal/private"
 	"synctray/localserver"
 	"synctray/localserver/datadir"
 	"synctray/localserver/syncer"
@@ -81,12 +82,12 @@ func (h *hostFlags) httpMode(log *slog.Logger) (http.Header, error) {
 	if h.headerFile == "" {
 		return nil, nil
 	}
-	fi, err := os.Stat(h.headerFile)
+	how, fix, err := private.Exposed(h.headerFile)
 	if err != nil {
 		return nil, fmt.Errorf("upstream header file: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("upstream header file %s is readable by other users (mode %v): chmod 600 it", h.headerFile, fi.Mode().Perm())
+	if how != "" {
+		return nil, fmt.Errorf("upstream header file %s is readable by other users (%s): %s", h.headerFile, how, fix)
 	}
 	b, err := os.ReadFile(h.headerFile)
 	if err != nil {

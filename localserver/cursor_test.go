@@ -87,10 +87,7 @@ func TestEventsCursor(t *testing.T) {
 		last := nextMessages(t, sub, 3)[2].Cursor
 		testsupport.WaitFor(t, "the cursor on disk", func() bool { return savedCursor(e.dataDir) == last })
 		e.stop()
-		fi, err := os.Stat(filepath.Join(e.dataDir, "events-cursor"))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("events-cursor: %v, want mode 0600", err)
-		}
+		testsupport.CheckPrivate(t, filepath.Join(e.dataDir, "events-cursor"))
 		if tmp, _ := filepath.Glob(filepath.Join(e.dataDir, ".events-cursor.tmp-*")); len(tmp) != 0 {
 			t.Fatalf("temporary files left: %v", tmp)
 		}

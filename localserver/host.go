@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"synctray/localserver/clock"
@@ -388,7 +387,7 @@ func Listen(addr string) (net.Listener, error) {
 		addr = net.JoinHostPort(host, port)
 	}
 	ln, err := net.Listen("tcp", addr)
-	if errors.Is(err, syscall.EADDRINUSE) {
+	if isAddrInUse(err) {
 		return nil, portTaken(addr, host, port)
 	}
 	if err != nil {

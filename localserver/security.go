@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"synctray/internal/private"
 )
 
 // LoadOrCreateSecret returns the secret kept in path, creating it (32
@@ -46,13 +48,17 @@ func LoadOrCreateSecret(path string) (string, error) {
 			f.Close()
 			return "", fmt.Errorf("write secret: %w", err)
 		}
-		return s, f.Close()
+		if err := f.Close(); err != nil {
+			return "", fmt.Errorf("write secret: %w", err)
+		}
+		return s, private.Secure(path) // on Windows: the ACL, as modes are not
+
 	}
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("secret file %s is readable by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	if err := private.Secure(path); err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
 	}
 	s := strings.TrimSpace(string(b))
 	if len(s) < 32 {

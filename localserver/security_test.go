@@ -148,13 +148,7 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("the API token file is private", func(t *testing.T) {
-		fi, err := os.Stat(filepath.Join(e.dataDir, "api-token"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Fatalf("api-token mode = %v, want 0600", fi.Mode().Perm())
-		}
+		testsupport.CheckPrivate(t, filepath.Join(e.dataDir, "api-token"))
 	})
 
 	t.Run("a token file readable by others is refused", func(t *testing.T) {

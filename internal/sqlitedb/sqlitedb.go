@@ -147,8 +147,14 @@ func createPrivate(path string) (created bool, err error) {
 	return false, restrict(path)
 }
 
-// restrict sets the database's files that exist to mode 0600.
+// restrict sets the database's files that exist to mode 0600. Not on
+// Windows: modes mean nothing there, chmod fails with a sharing violation
+// on the -shm file another connection holds open, and the files inherit
+// the data dir's ACL (internal/private).
 func restrict(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	for _, p := range Files(path) {
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {

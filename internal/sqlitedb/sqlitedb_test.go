@@ -35,7 +35,7 @@ func mustOpen(tb testing.TB, path string, opts sqlitedb.Options) *sqlitedb.DB {
 
 func TestOpen(t *testing.T) {
 	t.Run("a path with ? # and % works and is the file named", func(t *testing.T) {
-		dir := filepath.Join(t.TempDir(), "a dir?x=1#frag%20")
+		dir := filepath.Join(t.TempDir(), testsupport.OddName("a dir"))
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -115,13 +115,12 @@ func TestOpen(t *testing.T) {
 		db := mustOpen(t, path, sqlitedb.Options{Migrations: schema})
 		db.W.ExecContext(ctx, `INSERT INTO notes (body) VALUES ('x')`)
 		for _, p := range sqlitedb.Files(path) {
-			if m := testsupport.Perm(t, p); m != 0o600 {
-				t.Errorf("%s: mode %v, want 0600", filepath.Base(p), m)
-			}
+			testsupport.CheckPrivate(t, p)
 		}
 	})
 
 	t.Run("existing 0644 files are narrowed to 0600", func(t *testing.T) {
+		testsupport.UnixModes(t)
 		path := filepath.Join(t.TempDir(), "x.db")
 		db := mustOpen(t, path, sqlitedb.Options{Migrations: schema})
 		db.W.ExecContext(ctx, `INSERT INTO notes (body) VALUES ('x')`)

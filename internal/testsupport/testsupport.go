@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"synctray/internal/private"
 )
 
 // FreeAddr picks a free loopback address ("127.0.0.1:port") for a server
@@ -161,4 +164,54 @@ func DamagePage(tb testing.TB, path string, page int) {
 	if _, err := f.WriteAt([]byte(strings.Repeat("\xff\x00\x13\x37", 1024)), int64(page-1)*4096); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// CheckPrivate fails the test unless only this user can reach path: mode
+// 0600 (a file) or 0700 (a directory) on Unix; on Windows an ACL that
+// allows no other account (internal/private). Wine keeps no ACLs (it
+// accepts one and forgets it): there it only logs.
+func CheckPrivate(tb testing.TB, path string) {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if runtime.GOOS == "windows" {
+		how, _, err := private.Exposed(path)
+		switch {
+		case err != nil:
+			tb.Errorf("%s: %v", path, err)
+		case how != "" && UnderWine():
+			tb.Logf("%s: %s (wine keeps no ACLs: not checked here)", filepath.Base(path), how)
+		case how != "":
+			tb.Errorf("%s is not private: %s", path, how)
+		}
+		return
+	}
+	want := os.FileMode(0o600)
+	if fi.IsDir() {
+		want = 0o700
+	}
+	if m := fi.Mode().Perm(); m != want {
+		tb.Errorf("%s: mode %v, want %v", filepath.Base(path), m, want)
+	}
+}
+
+// UnixModes skips a test of Unix file modes on Windows, where modes do not
+// exist and the ACL that replaces them is tested in internal/private.
+func UnixModes(tb testing.TB) {
+	tb.Helper()
+	if runtime.GOOS == "windows" {
+		tb.Skip("file modes are Unix's; the Windows ACL is tested in internal/private")
+	}
+}
+
+// OddName is a file name with characters that break naive URL or DSN
+// building: '?', '#', '%' and a space; on Windows, which refuses '?' in
+// names, '#', '%', '&' and a space.
+func OddName(base string) string {
+	if runtime.GOOS == "windows" {
+		return base + " #frag%20&x"
+	}
+	return base + "?x=1#frag%20"
 }

@@ -1,5 +1,6 @@
 // Package datadir owns the host's data dir on disk: making it private
-// (0700, files 0600, owned by this user), the lock that keeps it to one
+// (0700, files 0600, owned by this user; on Windows an ACL for this user,
+// see internal/private), the lock that keeps it to one
 // process, and atomic writes of the small state files kept in it.
 package datadir
 
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+
+	"synctray/internal/private"
 )
 
 // Prepare creates dir (mode 0700) if needed, refuses one that belongs to
@@ -28,6 +31,14 @@ func Prepare(dir string) error {
 	}
 	if err := checkOwner(dir, fi); err != nil {
 		return err
+	}
+	if runtime.GOOS == "windows" {
+		// No modes: a protected ACL for this user, inherited by every
+		// file created in the dir (see internal/private).
+		if err := private.Restrict(dir); err != nil {
+			return fmt.Errorf("data dir %s cannot be made private: %w", dir, err)
+		}
+		return nil
 	}
 	if fi.Mode().Perm() != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {
@@ -48,6 +59,13 @@ func RestrictFiles(dir string, keep ...string) ([]string, error) {
 	var changed []string
 	for _, e := range entries {
 		if !e.Type().IsRegular() || slices.Contains(keep, e.Name()) {
+			continue
+		}
+		if runtime.GOOS == "windows" {
+			// Modes mean nothing there: set the ACL each time, quietly.
+			if err := private.Restrict(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return changed, fmt.Errorf("restrict data dir files: %w", err)
+			}
 			continue
 		}
 		fi, err := e.Info()

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"synctray/localserver/push"
+	"synctray/internal/testsupport"
 )
 
 // browser is a fake user agent: it holds a subscription's private keys.
@@ -285,8 +286,6 @@ func TestWebPush(t *testing.T) {
 		if k1 != k2 {
 			t.Fatal("keys changed between loads")
 		}
-		if fi, _ := osStat(p); fi.Mode().Perm() != 0o600 {
-			t.Fatalf("mode = %v, want 0600", fi.Mode().Perm())
-		}
+		testsupport.CheckPrivate(t, p)
 	})
 }

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"synctray/localserver/push"
+	"synctray/internal/testsupport"
 )
 
 func TestStore(t *testing.T) {
 	t.Run("a data dir whose path holds ? # and % keeps subscriptions in its own push.db", func(t *testing.T) {
 		parent := t.TempDir()
-		dir := filepath.Join(parent, "sync?tray#1%20")
+		dir := filepath.Join(parent, testsupport.OddName("sync tray"))
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -55,9 +56,7 @@ func TestStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range []string{path, path + "-wal", path + "-shm"} {
-			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
-				t.Errorf("%s: %v, want mode 0600", filepath.Base(p), err)
-			}
+			testsupport.CheckPrivate(t, p)
 		}
 	})
 }

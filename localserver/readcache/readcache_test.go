@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"synctray/localserver/readcache"
+	"synctray/internal/testsupport"
 )
 
 func TestReadsArePassedThroughUnderTheUpstreamsPrefixWithTheQueryKept(t *testing.T) {
@@ -375,13 +376,7 @@ func TestStoredAnswersSurviveAReopen(t *testing.T) {
 	if err := r.cache.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	fi, err := os.Stat(r.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("cache.db mode = %v, want 0600", fi.Mode().Perm())
-	}
+	testsupport.CheckPrivate(t, r.path)
 	r.up.Close()
 
 	c := mustOpen(t, r.path, readcache.Options{Now: r.clock.Now})
