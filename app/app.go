@@ -21,6 +21,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"synctray/internal/autostart"
 	"synctray/localserver"
 	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
@@ -30,8 +31,9 @@ import (
 // ID is the application id (FyneApp.toml, desktop files, notifications).
 const ID = "io.github.synctray"
 
-// Version is the application version (FyneApp.toml).
-const Version = "0.1.0"
+// Version is the application version: FyneApp.toml's, which the main
+// package embeds and sets here at start ("dev" in tests).
+var Version = "dev"
 
 // Host is what the tray app needs from the local host: the operations of
 // its JSON API, as Go calls. *localserver.Host implements it.
@@ -89,7 +91,7 @@ type Options struct {
 	Notify func(Notification)
 	// Autostart is the "Start at login" entry; nil: not supported on this
 	// system (the menu says so).
-	Autostart *Autostart
+	Autostart autostart.Entry
 	Logger    *slog.Logger // nil: slog.Default()
 	// RefreshEvery is the least time between two reloads of the view; 0: 250 ms.
 	RefreshEvery time.Duration

@@ -11,6 +11,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"synctray/internal/autostart"
 	"synctray/localserver"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
@@ -239,11 +240,8 @@ func TestTraySyncNowOpenAndOutbox(t *testing.T) {
 }
 
 func TestTrayStartAtLoginWritesTheAutostartFile(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("XDG autostart is Linux/BSD only") // the menu says "not supported" elsewhere
-	}
 	dir := t.TempDir()
-	as := NewAutostart(dir, []string{"/opt/sync tray/synctray", "--data-dir=/home/me/my data", "--addr=127.0.0.1:7717"})
+	as := autostart.NewXDG(dir, []string{"/opt/sync tray/synctray", "--data-dir=/home/me/my data", "--addr=127.0.0.1:7717"})
 	tr := &fakeTray{}
 	a := startApp(t, newFakeHost(), Options{Tray: tr, Autostart: as})
 	waitFor(t, a, "the menu", func() bool { return statusItem(tr) == "Online · all synced" })
@@ -267,20 +265,3 @@ func TestTrayStartAtLoginWritesTheAutostartFile(t *testing.T) {
 	}
 }
 
-func TestExecLineQuoting(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"/usr/bin/synctray"}, `/usr/bin/synctray`},
-		{[]string{"/usr/bin/synctray", "--addr=127.0.0.1:7717"}, `/usr/bin/synctray "--addr=127.0.0.1:7717"`},
-		{[]string{"/a b/synctray"}, `"/a b/synctray"`},
-		{[]string{"x", `a"b$c`}, `x "a\\"b\\$c"`},
-		{[]string{"x", `back\slash`}, `x "back\\\\slash"`},
-		{[]string{"x", "100%"}, `x 100%%`},
-	} {
-		if got := ExecLine(tc.args); got != tc.want {
-			t.Errorf("ExecLine(%q) = %s, want %s", tc.args, got, tc.want)
-		}
-	}
-}

@@ -21,6 +21,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"synctray/app"
+	"synctray/internal/autostart"
 	"synctray/localserver"
 )
 
@@ -108,7 +109,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		OpenURL:     OpenBrowser,
 		Quit:        cancel, // the host drains and closes, then the goroutine above quits Fyne
 		ShowAtStart: !trayHost,
-		Autostart:   app.NewAutostart("", autostartCommand(fs)),
+		Autostart:   autostart.New(autostartCommand(fs)),
 		Logger:      log.With("component", "tray"),
 		Clock:       host.Clock(),
 	}
