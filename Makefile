@@ -8,9 +8,19 @@ BIN     := bin/synctray
 # for the tray tests and screenshots.
 RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
 	libxinerama-dev libxi-dev libxxf86vm-dev
-TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick
+# To build and test the packages: mingw-w64 (the Windows build), wine (to
+# run it), nsis (the installer), desktop-file-utils and binutils (to check
+# the .deb).
+RELEASE_PKGS := gcc-mingw-w64-x86-64 wine wine64 nsis desktop-file-utils binutils
+TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick $(RELEASE_PKGS)
 
-.PHONY: run test deps node-deps build bench fuzz vet clean package
+# The version is FyneApp.toml's, the one place it is written.
+VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
+# Binaries name the commit they were built from (`synctray version`): some
+# machines set GOFLAGS=-buildvcs=false; stamp where there is a checkout.
+export GOFLAGS := $(filter-out -buildvcs=%,$(GOFLAGS)) -buildvcs=auto
+
+.PHONY: run test deps node-deps build bench fuzz vet clean package windows windows-tests installer deb release
 
 run: APT_PKGS = $(RUN_PKGS)
 run: deps build
@@ -45,10 +55,13 @@ $(NODE_DEPS): .ci/node/package.json .ci/node/package-lock.json
 
 # Every test in one `go test` call (it shares the build cache), then the
 # host and the upstream under the race detector.
+# The packages are built first (make release) and tested with the rest
+# (packaging/): SYNCTRAY_REQUIRE_PACKAGES=1 makes a missing one a failure.
 test: APT_PKGS = $(TEST_PKGS)
-test: deps node-deps
+test: deps node-deps release windows-tests
 	$(GO) vet ./...
-	$(GO) test -count=1 -shuffle=on -timeout 20m ./...
+	$(WINDOWS_ENV) $(GO) vet ./...
+	SYNCTRAY_REQUIRE_PACKAGES=1 $(GO) test -count=1 -shuffle=on -timeout 20m ./...
 	# The concurrent core again under the race detector.
 	$(GO) test -race -count=1 -timeout 10m ./localserver/... ./upstream/... ./internal/...
 	@cat artifacts/*.txt 2>/dev/null || true
@@ -64,9 +77,43 @@ fuzz:
 # /usr where /usr/local does not exist; `make user-install` under ~/.local).
 # Metadata from FyneApp.toml; the fyne tool comes from the Go module proxy.
 package: APT_PKGS = $(RUN_PKGS)
-package: deps
-	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --os linux --release
-	mkdir -p bin && mv synctray.tar.xz bin/
+package: deps $(FYNE)
+	mkdir -p bin && cp FyneApp.toml bin/FyneApp.toml.orig
+	$(FYNE) package --os linux --release --app-version $(VERSION) || { mv bin/FyneApp.toml.orig FyneApp.toml; exit 1; }
+	mv bin/FyneApp.toml.orig FyneApp.toml
+	mv synctray.tar.xz bin/synctray-$(VERSION)-linux-amd64.tar.xz
+
+# Windows, cross-built on Debian with mingw-w64 (cgo for Fyne and SQLite):
+# bin/synctray.exe, a GUI-subsystem build with the icon, version info and
+# manifest, by `fyne package` (pinned). The fyne tool is built for this
+# machine first, without the mingw CC. fyne package bumps Build in
+# FyneApp.toml: the file is put back.
+WINDOWS_ENV := CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc
+FYNE := bin/tools/fyne
+$(FYNE):
+	GOBIN=$(CURDIR)/bin/tools $(GO) install fyne.io/tools/cmd/fyne@v1.7.4
+
+windows: APT_PKGS = $(RUN_PKGS) gcc-mingw-w64-x86-64
+windows: deps $(FYNE)
+	mkdir -p bin && cp FyneApp.toml bin/FyneApp.toml.orig
+	$(WINDOWS_ENV) $(FYNE) package --os windows --release --app-version $(VERSION) || { mv bin/FyneApp.toml.orig FyneApp.toml; exit 1; }
+	mv bin/FyneApp.toml.orig FyneApp.toml
+	mv synctray.exe bin/synctray.exe
+
+# The core packages' tests built for Windows, run under wine by
+# packaging/crosstests_test.go: bin/windows-tests/<path with _>.test.exe.
+CORE_PKGS := ./internal/... ./localserver/... ./upstream/... ./cli/...
+windows-tests: APT_PKGS = $(RUN_PKGS) gcc-mingw-w64-x86-64
+windows-tests: deps
+	rm -rf bin/windows-tests && mkdir -p bin/windows-tests
+	for p in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(CORE_PKGS)); do \
+	  $(WINDOWS_ENV) $(GO) test -c -o bin/windows-tests/$$(echo $${p#synctray/} | tr / _).test.exe $$p || exit 1; \
+	done
+
+# Every package this machine builds, into bin/, with SHA256SUMS.
+release: package deb windows installer
+	cd bin && sha256sum synctray-$(VERSION)-linux-amd64.tar.xz synctray_$(VERSION)_amd64.deb synctray.exe synctray-setup.exe > SHA256SUMS
+	@cat bin/SHA256SUMS
 
 clean:
 	rm -rf bin

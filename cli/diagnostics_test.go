@@ -326,16 +326,3 @@ func TestVersionTextNamesTheCommit(t *testing.T) {
 	}
 }
 
-func TestAppVersionIsFyneAppTomlsVersion(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "FyneApp.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^Version\s*=\s*"([^"]+)"`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("no Version in FyneApp.toml")
-	}
-	if string(m[1]) != app.Version {
-		t.Fatalf("FyneApp.toml Version %q, app.Version %q: keep them the same", m[1], app.Version)
-	}
-}
