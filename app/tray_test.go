@@ -264,4 +264,3 @@ func TestTrayStartAtLoginWritesTheAutostartFile(t *testing.T) {
 		t.Errorf("autostart file still there: %v", err)
 	}
 }
-

@@ -325,4 +325,3 @@ func TestVersionTextNamesTheCommit(t *testing.T) {
 		})
 	}
 }
-

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"synctray/localserver"
 	"synctray/internal/testsupport"
+	"synctray/localserver"
 )
 
 func TestLogoutAllSignsOutTheRunningHostsBrowsers(t *testing.T) {

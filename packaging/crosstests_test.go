@@ -33,7 +33,7 @@ var crossWineOnly = []*regexp.Regexp{
 var crossKnown = map[string]string{
 	// wine 8 accepts SetNamedSecurityInfo on a file and keeps nothing: its
 	// ACLs are made up from the Unix mode on each read.
-	"internal/private.TestRestrictThenExposedSaysPrivate":         "wine keeps no file ACLs",
+	"internal/private.TestRestrictThenExposedSaysPrivate":       "wine keeps no file ACLs",
 	"internal/private.TestExposedNamesOthersAndRestrictFixesIt": "wine keeps no file ACLs",
 }
 

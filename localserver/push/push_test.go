@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"synctray/localserver/push"
 	"synctray/internal/testsupport"
+	"synctray/localserver/push"
 )
 
 // browser is a fake user agent: it holds a subscription's private keys.

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"synctray/localserver/push"
 	"synctray/internal/testsupport"
+	"synctray/localserver/push"
 )
 
 func TestStore(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"synctray/localserver/readcache"
 	"synctray/internal/testsupport"
+	"synctray/localserver/readcache"
 )
 
 func TestReadsArePassedThroughUnderTheUpstreamsPrefixWithTheQueryKept(t *testing.T) {
