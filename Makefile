@@ -10,7 +10,7 @@ RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev 
 	libxinerama-dev libxi-dev libxxf86vm-dev
 TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick
 
-.PHONY: run test deps node-deps build bench fuzz vet clean package
+.PHONY: run test deps node-deps build bench fuzz vet clean package deb
 
 run: APT_PKGS = $(RUN_PKGS)
 run: deps build
@@ -67,6 +67,32 @@ package: APT_PKGS = $(RUN_PKGS)
 package: deps
 	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --os linux --release
 	mkdir -p bin && mv synctray.tar.xz bin/
+
+# The Debian package: bin/synctray_<version>_amd64.deb, made by nfpm (from
+# the Go module proxy, pinned) from packaging/linux/nfpm.yaml: the binary
+# of `make build`, the .desktop file, the icons, the man page and the
+# copyright file (synctray's terms and the licenses of every Go module in
+# the binary). The one version is FyneApp.toml's. Before packing, it checks
+# that nfpm.yaml's Depends has the package of every library the binary
+# links (objdump: NEEDED) or GLFW loads (the libX*.so names in it).
+# Needs binutils (objdump, strings) and dpkg; packaging/deb_test.go tests
+# the result (desktop-file-validate: desktop-file-utils).
+VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
+NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+deb: build
+	@set -e; depends=$$(awk '/^depends:/ {f=1; next} f && /^  - / {print $$2; next} {f=0}' packaging/linux/nfpm.yaml); \
+	libs="$$(objdump -p $(BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u)"; \
+	for lib in $$libs; do \
+	  pkg=$$(dpkg -S /lib/x86_64-linux-gnu/$$lib /usr/lib/x86_64-linux-gnu/$$lib 2>/dev/null | head -1 | cut -d: -f1); \
+	  [ -n "$$pkg" ] || { echo "deb: no installed package has $$lib, which $(BIN) needs" >&2; exit 1; }; \
+	  echo " $$depends " | tr '\n' ' ' | grep -q " $$pkg " || { echo "deb: $(BIN) needs $$lib, but $$pkg is not in packaging/linux/nfpm.yaml's depends" >&2; exit 1; }; \
+	done
+	rm -rf bin/deb && mkdir -p bin/deb
+	gzip -9n < packaging/linux/synctray.1 > bin/deb/synctray.1.gz
+	$(GO) run ./packaging/debcopyright $(BIN) > bin/deb/copyright
+	rm -f bin/synctray_*_amd64.deb
+	VERSION=$(VERSION) $(GO) run $(NFPM) pkg --packager deb --config packaging/linux/nfpm.yaml --target bin/
+	@ls -l bin/synctray_$(VERSION)_amd64.deb
 
 clean:
 	rm -rf bin
