@@ -76,12 +76,14 @@ package: deps
 # that nfpm.yaml's Depends has the package of every library the binary
 # links (objdump: NEEDED) or GLFW loads (the libX*.so names in it).
 # Needs binutils (objdump, strings) and dpkg; packaging/deb_test.go tests
-# the result (desktop-file-validate: desktop-file-utils).
+# the result (desktop-file-validate: desktop-file-utils). The files' times
+# are the last commit's (SOURCE_DATE_EPOCH): the same binary and tree give
+# the same .deb, byte for byte.
 VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
 NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 deb: build
 	@set -e; depends=$$(awk '/^depends:/ {f=1; next} f && /^  - / {print $$2; next} {f=0}' packaging/linux/nfpm.yaml); \
-	libs="$$(objdump -p $(BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u)"; \
+	libs="$$(objdump -p $(BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u || true)"; \
 	for lib in $$libs; do \
 	  pkg=$$(dpkg -S /lib/x86_64-linux-gnu/$$lib /usr/lib/x86_64-linux-gnu/$$lib 2>/dev/null | head -1 | cut -d: -f1); \
 	  [ -n "$$pkg" ] || { echo "deb: no installed package has $$lib, which $(BIN) needs" >&2; exit 1; }; \
@@ -91,7 +93,8 @@ deb: build
 	gzip -9n < packaging/linux/synctray.1 > bin/deb/synctray.1.gz
 	$(GO) run ./packaging/debcopyright $(BIN) > bin/deb/copyright
 	rm -f bin/synctray_*_amd64.deb
-	VERSION=$(VERSION) $(GO) run $(NFPM) pkg --packager deb --config packaging/linux/nfpm.yaml --target bin/
+	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+	  $(GO) run $(NFPM) pkg --packager deb --config packaging/linux/nfpm.yaml --target bin/
 	@ls -l bin/synctray_$(VERSION)_amd64.deb
 
 clean:
