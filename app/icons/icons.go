@@ -202,8 +202,23 @@ func Files() map[string]*image.NRGBA {
 	for _, s := range States {
 		f["app/icons/"+s.String()+".png"] = Tray(s, TraySize)
 	}
+	for _, n := range HicolorSizes {
+		f[HicolorPath(n)] = AppIcon(n)
+	}
 	return f
 }
+
+// HicolorSizes are the sizes of the application icon in the Linux
+// package (the hicolor theme's /usr/share/icons/hicolor/NxN/apps).
+var HicolorSizes = []int{16, 24, 32, 48, 64, 128, 256, 512}
+
+// HicolorPath is where the application icon of size n is committed for
+// the Linux package (packaging/linux/nfpm.yaml packs it).
+func HicolorPath(n int) string { return fmt.Sprintf("packaging/linux/icons/%dx%d.png", n, n) }
+
+// AppIconSVGPath is where the scalable application icon is committed for
+// the Linux package (hicolor/scalable/apps).
+const AppIconSVGPath = "packaging/linux/icons/scalable.svg"
 
 // MarkSVGPath is where the web app's header mark goes.
 const MarkSVGPath = "assets/icons/mark.svg"
@@ -211,18 +226,51 @@ const MarkSVGPath = "assets/icons/mark.svg"
 // MarkSVG is the mark alone, in white, as SVG (the web app's header, on the
 // teal bar). It draws the same geometry as the PNGs.
 func MarkSVG() []byte {
-	f := func(v float64) string {
-		s := strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", v), "0"), ".")
-		if s == "-0" {
-			s = "0"
-		}
-		return s
-	}
-	pt := func(p vec) string { return f(p.x) + " " + f(p.y) }
-	e := f(Extent)
+	e := svgNum(Extent)
 	var b strings.Builder
-	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"-%s -%s %s %s\" fill=\"#fff\">\n", e, e, f(2*Extent), f(2*Extent))
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"-%s -%s %s %s\" fill=\"#fff\">\n", e, e, svgNum(2*Extent), svgNum(2*Extent))
 	b.WriteString("<title>synctray</title>\n")
+	b.WriteString(markSVG())
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
+}
+
+// AppIconSVG is AppIcon as SVG (icon units: a 1×1 view box drawn at 512
+// px): the teal tile with its gradient and the white mark, the same
+// geometry as the PNGs.
+func AppIconSVG() []byte {
+	const m = 0.06 // AppIcon's margin
+	n := svgNum
+	var b strings.Builder
+	b.WriteString("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"512\" height=\"512\" viewBox=\"0 0 1 1\">\n")
+	b.WriteString("<title>synctray</title>\n")
+	fmt.Fprintf(&b, "<defs><linearGradient id=\"tile\" gradientUnits=\"userSpaceOnUse\" x1=\"0\" y1=\"%s\" x2=\"0\" y2=\"%s\">"+
+		"<stop offset=\"0\" stop-color=\"%s\"/><stop offset=\"1\" stop-color=\"%s\"/></linearGradient></defs>\n",
+		n(m), n(1-m), hexOf(brandLight), hexOf(Brand))
+	fmt.Fprintf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" rx=\"%s\" fill=\"url(#tile)\"/>\n",
+		n(m), n(m), n(1-2*m), n(1-2*m), n(0.22*(1-2*m)))
+	fmt.Fprintf(&b, "<g fill=\"#fff\" transform=\"translate(0.5 0.5) scale(%s)\">\n", n(0.34/Extent))
+	b.WriteString(markSVG())
+	b.WriteString("</g>\n</svg>\n")
+	return []byte(b.String())
+}
+
+func hexOf(c color.NRGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
+
+// svgNum is v with at most four decimals, without trailing zeros.
+func svgNum(v float64) string {
+	s := strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", v), "0"), ".")
+	if s == "-0" {
+		s = "0"
+	}
+	return s
+}
+
+// markSVG is the mark's elements in mark units (centre 0,0), white.
+func markSVG() string {
+	f := svgNum
+	pt := func(p vec) string { return f(p.x) + " " + f(p.y) }
+	var b strings.Builder
 	for _, tail := range []float64{firstTail, firstTail + 180} {
 		end := tail + bodyDeg
 		fmt.Fprintf(&b, "<path d=\"M%s A%s %s 0 0 1 %s\" fill=\"none\" stroke=\"#fff\" stroke-width=\"%s\" stroke-linecap=\"round\"/>\n",
@@ -234,8 +282,7 @@ func MarkSVG() []byte {
 		pt(arrowTip), pt(vec{arrowHalf - 0.02, arrowBase}), pt(vec{-arrowHalf + 0.02, arrowBase}))
 	fmt.Fprintf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" rx=\"0.03\"/>\n",
 		f(-stemHalf), f(arrowBase-0.05), f(2*stemHalf), f(stemEnd-arrowBase+0.05))
-	b.WriteString("</svg>\n")
-	return []byte(b.String())
+	return b.String()
 }
 
 // Encode is the PNG of an image as committed (best compression; opaque
@@ -262,9 +309,15 @@ func Write(root string) error {
 		if err != nil {
 			return err
 		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, n)), 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(root, n), b, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := os.WriteFile(filepath.Join(root, AppIconSVGPath), AppIconSVG(), 0o644); err != nil {
+		return err
 	}
 	return os.WriteFile(filepath.Join(root, MarkSVGPath), MarkSVG(), 0o644)
 }

@@ -2,7 +2,6 @@ package icons
 
 import (
 	"bytes"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -64,6 +63,13 @@ func TestCommittedIconsAreDrawn(t *testing.T) {
 	if !bytes.Equal(svg, MarkSVG()) {
 		t.Errorf("%s is not what the generator writes; run go run ./app/icons/gen.go", MarkSVGPath)
 	}
+	svg, err = os.ReadFile(filepath.Join(root, AppIconSVGPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(svg, AppIconSVG()) {
+		t.Errorf("%s is not what the generator writes; run go run ./app/icons/gen.go", AppIconSVGPath)
+	}
 }
 
 func diff(a, b uint8) int {
@@ -86,6 +92,9 @@ func TestSizes(t *testing.T) {
 		"assets/icons/icon-512.png":         512,
 		"assets/icons/maskable-512.png":     512,
 		"assets/icons/apple-touch-icon.png": 180,
+	}
+	for _, n := range HicolorSizes {
+		sizes[HicolorPath(n)] = n
 	}
 	if len(sizes) != len(Files()) {
 		t.Errorf("the generator draws %d files, the test knows %d", len(Files()), len(sizes))
@@ -141,8 +150,6 @@ func TestSizes(t *testing.T) {
 		}
 	}
 }
-
-func hexOf(c color.NRGBA) string { return fmt.Sprintf("#%02x%02x%02x", c.R, c.G, c.B) }
 
 // TestTrayStatesDiffer: each state has its own colour at TraySample (which
 // traytest reads over DBus), the same mark, and the states that want
