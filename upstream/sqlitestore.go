@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -48,79 +47,45 @@ func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }
 
-// Store is the upstream's durable state. It is safe for concurrent use;
-// writes go through a single connection and are serialized.
-type Store struct {
+// SQLiteStore is the Store of one upstream process: a SQLite file in its
+// data dir. Writes go through a single connection and are serialized.
+type SQLiteStore struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers
 
-	mu sync.Mutex // serializes Apply, so that publish sees commit order
-
-	subsMu sync.Mutex
-	subs   map[*subscription]struct{}
+	mu  sync.Mutex // serializes Apply, so that publish sees commit order
+	hub Hub
 }
 
-// subscription receives events as they are applied. The store closes ch
-// when the subscriber falls behind by more than its buffer.
-type subscription struct {
-	ch chan Event
-}
+var _ Store = (*SQLiteStore)(nil)
 
-// OpenStore opens (creating if needed, mode 0600) the store at path.
-func OpenStore(path string) (*Store, error) {
+// OpenStore opens (creating if needed, mode 0600) the SQLite store at
+// path. Errors wrap ErrNewerSchema for a database a newer synctray wrote.
+func OpenStore(path string) (*SQLiteStore, error) {
 	db, err := sqlitedb.Open(context.Background(), path, sqlitedb.Options{Migrations: []string{schema}, Readers: 8})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{w: db.W, r: db.R, subs: map[*subscription]struct{}{}}, nil
+	return &SQLiteStore{w: db.W, r: db.R}, nil
 }
 
 // Close closes the database and every live subscription.
-func (s *Store) Close() error {
-	s.subsMu.Lock()
-	for sub := range s.subs {
-		delete(s.subs, sub)
-		close(sub.ch)
-	}
-	s.subsMu.Unlock()
+func (s *SQLiteStore) Close() error {
+	s.hub.Close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// validate returns why an action must be rejected for good, or "".
-// Empty keys are handled by Apply.
-func validate(a Action) string {
-	switch {
-	case a.Type == "":
-		return "empty type"
-	case len(a.Payload) > MaxPayloadBytes:
-		return fmt.Sprintf("payload larger than %d bytes", MaxPayloadBytes)
-	case !json.Valid(a.Payload):
-		return "payload is not valid JSON"
-	}
-	if p := bytes.TrimLeft(a.Payload, " \t\r\n"); len(p) > 0 && p[0] == '{' {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(p, &obj) == nil {
-			var msg string
-			if raw, ok := obj["_reject"]; ok && json.Unmarshal(raw, &msg) == nil {
-				if msg == "" {
-					msg = "rejected"
-				}
-				return msg
-			}
-		}
-	}
-	return ""
-}
+// Subscribe implements Store.
+func (s *SQLiteStore) Subscribe(buffer int) (<-chan Event, func()) { return s.hub.Subscribe(buffer) }
 
-// Apply applies a batch in one transaction and returns one result per
-// action, in order. A key seen before (in an earlier batch or earlier in
-// this one) gets "duplicate" if it was applied, or "rejected" with its
-// original error if it was rejected. An error means nothing was applied.
-func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
-	results := make([]Result, len(actions))
+// Apply implements Store: the batch is handled set-wise, one query finds
+// the keys seen before, one statement records the new keys, one inserts
+// the events.
+func (s *SQLiteStore) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 	if len(actions) == 0 {
-		return results, nil
+		return []Result{}, nil
 	}
+	plan := NewPlan(actions)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -130,32 +95,26 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 	}
 	defer tx.Rollback()
 
-	// The batch is handled set-wise: one query finds the keys seen
-	// before, one statement records the new keys, one inserts the events.
-	keys := make([]string, 0, len(actions))
-	for _, a := range actions {
-		keys = append(keys, a.Key)
-	}
-	keysJSON, _ := json.Marshal(keys)
+	keysJSON, _ := json.Marshal(plan.KeyNames())
 	rows, err := tx.QueryContext(ctx, `SELECT key, status, error FROM keys WHERE key IN (SELECT value FROM json_each(?))`, string(keysJSON))
 	if err != nil {
 		return nil, fmt.Errorf("apply: look up keys: %w", err)
 	}
-	type verdict struct{ status, msg string }
-	seen := make(map[string]verdict, len(actions))
+	stored := map[string]Verdict{}
 	for rows.Next() {
 		var k string
-		var v verdict
-		if err := rows.Scan(&k, &v.status, &v.msg); err != nil {
+		var v Verdict
+		if err := rows.Scan(&k, &v.Status, &v.Error); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("apply: look up keys: %w", err)
 		}
-		seen[k] = v
+		stored[k] = v
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("apply: look up keys: %w", err)
 	}
+	out := plan.Resolve(stored)
 
 	type newKey struct {
 		Key    string `json:"key"`
@@ -170,52 +129,24 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 	}
 	now := time.Now().UTC()
 	nowText := formatTime(now)
-	var applied, dups, rejected int64
-	var newKeys []newKey
-	var newEvents []newEvent
-	var events []Event
-	for i, a := range actions {
-		res := Result{Key: a.Key}
-		v, ok := seen[a.Key]
-		switch {
-		case a.Key == "": // nothing to remember it by
-			res.Status, res.Error = StatusRejected, "empty key"
-			rejected++
-		case ok && v.status == StatusApplied:
-			res.Status = StatusDuplicate
-			dups++
-		case ok:
-			res.Status, res.Error = StatusRejected, v.msg
-			rejected++
-		default:
-			if why := validate(a); why != "" {
-				newKeys = append(newKeys, newKey{a.Key, StatusRejected, why})
-				seen[a.Key] = verdict{StatusRejected, why}
-				res.Status, res.Error = StatusRejected, why
-				rejected++
-				break
-			}
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, a.Payload); err != nil {
-				return nil, fmt.Errorf("apply: compact payload: %w", err)
-			}
-			newKeys = append(newKeys, newKey{a.Key, StatusApplied, ""})
-			seen[a.Key] = verdict{StatusApplied, ""}
-			newEvents = append(newEvents, newEvent{a.Key, a.Type, buf.String(), formatTime(a.CreatedAt)})
-			events = append(events, Event{Key: a.Key, Type: a.Type, Payload: json.RawMessage(buf.Bytes()), AppliedAt: now})
-			res.Status = StatusApplied
-			applied++
+	if len(out.New) > 0 {
+		newKeys := make([]newKey, len(out.New))
+		for i, k := range out.New {
+			newKeys[i] = newKey{k.Key, k.Status, k.Error}
 		}
-		results[i] = res
-	}
-	if len(newKeys) > 0 {
 		b, _ := json.Marshal(newKeys)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO keys (key, status, error, first_seen)
 			SELECT value ->> '$.key', value ->> '$.status', value ->> '$.error', ? FROM json_each(?)`, nowText, string(b)); err != nil {
 			return nil, fmt.Errorf("apply: record keys: %w", err)
 		}
 	}
-	if len(newEvents) > 0 {
+	events := make([]Event, len(out.Applied))
+	if len(out.Applied) > 0 {
+		newEvents := make([]newEvent, len(out.Applied))
+		for i, k := range out.Applied {
+			newEvents[i] = newEvent{k.Key, k.Type, string(k.Payload), formatTime(k.CreatedAt)}
+			events[i] = Event{Key: k.Key, Type: k.Type, Payload: k.Payload, AppliedAt: now}
+		}
 		b, _ := json.Marshal(newEvents)
 		// Inserted in batch order (ORDER BY key, the array index), so
 		// cursors follow it: the first new event gets the lowest cursor.
@@ -231,76 +162,29 @@ func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
 			return nil, fmt.Errorf("apply: insert events: %w", err)
 		}
 		last, err := res.LastInsertId()
-		if err != nil || last != first+int64(len(newEvents))-1 {
-			return nil, fmt.Errorf("apply: insert events: cursors %d..%d do not match %d events (%v)", first, last, len(newEvents), err)
+		if err != nil || last != first+int64(len(events))-1 {
+			return nil, fmt.Errorf("apply: insert events: cursors %d..%d do not match %d events (%v)", first, last, len(events), err)
 		}
 		for i := range events {
 			events[i].Cursor = first + int64(i)
 		}
 	}
+	d := out.Delta
 	if _, err := tx.ExecContext(ctx, `UPDATE counters SET applied = applied + ?,
-		duplicates = duplicates + ?, rejected = rejected + ? WHERE id = 1`, applied, dups, rejected); err != nil {
+		duplicates = duplicates + ?, rejected = rejected + ? WHERE id = 1`, d.Applied, d.Duplicates, d.Rejected); err != nil {
 		return nil, fmt.Errorf("apply: update counters: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("apply: commit: %w", err)
 	}
-	s.publish(events)
-	return results, nil
+	// Still under s.mu: subscribers see cursor order.
+	s.hub.Publish(events)
+	return out.Results, nil
 }
 
-// publish hands freshly committed events to every subscriber without
-// blocking; a subscriber whose buffer is full is dropped (its channel
-// closed) and must catch up from Events. Called with s.mu held, so
-// subscribers see events in cursor order.
-func (s *Store) publish(events []Event) {
-	if len(events) == 0 {
-		return
-	}
-	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	for sub := range s.subs {
-		for _, e := range events {
-			select {
-			case sub.ch <- e:
-				continue
-			default:
-			}
-			delete(s.subs, sub)
-			close(sub.ch)
-			break
-		}
-	}
-}
-
-// subscribe registers a subscriber with a buffer of n events. Events
-// committed before the call may or may not be delivered: callers catch up
-// from Events after subscribing and skip cursors they have seen.
-func (s *Store) subscribe(n int) *subscription {
-	sub := &subscription{ch: make(chan Event, n)}
-	s.subsMu.Lock()
-	s.subs[sub] = struct{}{}
-	s.subsMu.Unlock()
-	return sub
-}
-
-// unsubscribe removes sub; it is a no-op if the store already dropped it.
-func (s *Store) unsubscribe(sub *subscription) {
-	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	if _, ok := s.subs[sub]; ok {
-		delete(s.subs, sub)
-		close(sub.ch)
-	}
-}
-
-// Events returns up to limit events with cursor > after, in cursor order.
-// limit <= 0 means DefaultLimit; it is capped at MaxLimit.
-func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, error) {
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	limit = min(limit, MaxLimit)
+// Events implements Store.
+func (s *SQLiteStore) Events(ctx context.Context, after int64, limit int) ([]Event, error) {
+	limit = EventLimit(limit)
 	rows, err := s.r.QueryContext(ctx, `SELECT cursor, key, type, payload, applied_at
 		FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?`, after, limit)
 	if err != nil {
@@ -326,8 +210,8 @@ func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, er
 	return events, nil
 }
 
-// Stats returns the persisted counters.
-func (s *Store) Stats(ctx context.Context) (Stats, error) {
+// Stats implements Store: the persisted counters.
+func (s *SQLiteStore) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
 	err := s.r.QueryRowContext(ctx, `SELECT applied, duplicates, rejected FROM counters WHERE id = 1`).
 		Scan(&st.Applied, &st.Duplicates, &st.Rejected)
@@ -337,8 +221,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// AppliedKeys returns every applied key, in apply order.
-func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
+// AppliedKeys implements Store.
+func (s *SQLiteStore) AppliedKeys(ctx context.Context) ([]string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT key FROM events ORDER BY cursor`)
 	if err != nil {
 		return nil, fmt.Errorf("query applied keys: %w", err)
@@ -358,8 +242,8 @@ func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and fails unless it says "ok".
-func (s *Store) IntegrityCheck(ctx context.Context) error {
+// IntegrityCheck implements Store: PRAGMA integrity_check must say "ok".
+func (s *SQLiteStore) IntegrityCheck(ctx context.Context) error {
 	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return fmt.Errorf("integrity check: %w", err)
