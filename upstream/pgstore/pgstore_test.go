@@ -307,6 +307,7 @@ func TestRedact(t *testing.T) {
 		{"host=h password=pw user=u", "host=h password=xxxxx user=u"},
 		{"host=h password = 'p w\\'x' user=u", "host=h password = xxxxx user=u"},
 		{"host=h user=u", "host=h user=u"},
+		{"mysql://u:pw@h/db", "mysql://u:xxxxx@h/db"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)

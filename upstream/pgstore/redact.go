@@ -7,9 +7,9 @@ import (
 )
 
 // Redact returns dsn with its passwords replaced by "xxxxx", for messages
-// and logs: the user info of a postgres:// URL, a password= query
-// parameter, and password=… in a keyword/value DSN. It works on DSNs that
-// do not parse too.
+// and logs: the user info of a URL (postgres:// or any other scheme), a
+// password= query parameter, and password=… in a keyword/value DSN. It
+// works on DSNs that do not parse too.
 func Redact(dsn string) string {
 	s, _ := redact(dsn)
 	return s
@@ -20,12 +20,8 @@ const mask = "xxxxx"
 var (
 	kvPassword    = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
 	queryPassword = regexp.MustCompile(`(?i)([?&]password=)([^&#]*)`)
+	urlForm       = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://`)
 )
-
-// isURL reports whether dsn is in URL form.
-func isURL(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
 
 // redact is Redact that also returns the passwords it hid (as written and
 // decoded), to scrub them from messages that might quote them.
@@ -46,7 +42,7 @@ func redact(dsn string) (string, []string) {
 			return sub[1] + mask
 		})
 	}
-	if !isURL(dsn) {
+	if !urlForm.MatchString(dsn) { // any scheme: a mistyped one too
 		return hide(kvPassword, dsn), secrets
 	}
 	scheme, rest, _ := strings.Cut(dsn, "://")
