@@ -191,7 +191,8 @@ Usage:
   synctray [flags]                the tray app: the local host, a tray icon and the outbox window
                                   (without a display it runs like 'synctray serve')
   synctray serve [flags]          the local host without a GUI (built-in upstream unless --upstream)
-  synctray upstream [flags]       run the reference upstream server
+  synctray upstream [flags]       run the reference upstream server (SQLite, or PostgreSQL with --db)
+  synctray upstream migrate       bring the upstream store's schema up to date and exit
   synctray open [--print]         open the running host in the browser (one-time login link)
   synctray logout --all           sign out every browser session (each page must sign in again)
   synctray outbox COMMAND         inspect and steer the outbox of the running host:

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,14 +15,22 @@ import (
 	"synctray/localserver"
 	"synctray/localserver/datadir"
 	"synctray/upstream"
+	"synctray/upstream/pgstore"
 )
 
 func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("upstream", "synctray upstream [flags]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.", stderr)
+	fs := newFlagSet("upstream", "synctray upstream [flags] [migrate]\n\nRuns the reference upstream server (protocol v1): it applies each idempotency key once\nand publishes every applied action as an event. Fault injection flags are for demos and tests.\n\n"+
+		"The store is SQLite in --data-dir, or with --db a PostgreSQL database that any number of\n"+
+		"upstream instances share (each key applied once among them, every instance streams every event).\n"+
+		"'migrate' brings the store's schema up to date and exits (start-up does it too).", stderr)
 	var c common
 	c.registerIn(fs, "127.0.0.1:7718", defaultUpstreamDir(),
 		"the upstream's own directory (upstream.db, the applied actions), locked while it runs; "+
-			"by default not the one of the tray's or serve's built-in upstream (<data-dir>/upstream)")
+			"by default not the one of the tray's or serve's built-in upstream (<data-dir>/upstream); unused with --db")
+	dsn := fs.String("db", "", "PostgreSQL database for the store: postgres://user@host/dbname?sslmode=… or a key=value DSN "+
+		"(a password here is visible in ps: prefer --db-file or SYNCTRAY_DB); default: SQLite in --data-dir")
+	dsnFile := fs.String("db-file", "", "read the --db DSN from this file (mode 0600: refused if other users can read it)")
+	dbPool := fs.Int("db-pool", defaultDBPool, "most PostgreSQL connections of this instance, besides one for LISTEN (with --db)")
 	token := fs.String("token", "", "require this bearer token (visible in ps: prefer --token-file or SYNCTRAY_TOKEN)")
 	tokenFile := fs.String("token-file", "", "require the bearer token kept in this file")
 	noAuth := fs.Bool("insecure-no-auth", false, "serve without a token: every program and user of this machine can read and write")
@@ -35,7 +45,12 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	pos, given, err := parseArgs(fs, args)
 	if err != nil {
 		return err
-	} else if len(pos) > 0 {
+	}
+	migrateOnly := len(pos) > 0 && pos[0] == "migrate"
+	if migrateOnly {
+		pos = pos[1:]
+	}
+	if len(pos) > 0 {
 		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	for _, r := range []float64{f.FailRate, f.DropRate, f.ThrottleRate} {
@@ -46,6 +61,13 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log, err := c.logger(stderr)
 	if err != nil {
 		return err
+	}
+	db, err := resolveDB(log, *dsn, *dsnFile, *dbPool, given)
+	if err != nil {
+		return err
+	}
+	if migrateOnly {
+		return migrateUpstream(ctx, c.dataDir, db, stdout)
 	}
 	tok, err := resolveToken(log, "token", *token, *tokenFile, given)
 	if err != nil {
@@ -69,7 +91,10 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		opts.AllowedHosts = append(opts.AllowedHosts, h)
 	}
-	url, run, err := startUpstream(c.dataDir, c.addr, opts)
+	if db.dsn != "" {
+		log.Info("the store is in PostgreSQL", "db", pgstore.Redact(db.dsn), "pool", db.pool)
+	}
+	url, run, err := startUpstream(c.dataDir, c.addr, db, opts)
 	if err != nil {
 		return err
 	}
@@ -77,22 +102,121 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return run(ctx)
 }
 
-// startUpstream locks dir, opens the upstream store in it and listens on
-// addr; run serves until ctx is cancelled, closes the store and unlocks
-// dir. The lock keeps a standalone upstream and a host's built-in one
-// (or two standalone ones) from sharing a store.
-func startUpstream(dir, addr string, opts upstream.Options) (url string, run func(context.Context) error, err error) {
-	if err := datadir.Prepare(dir); err != nil {
-		return "", nil, fmt.Errorf("upstream: %w", err)
+// defaultDBPool is --db-pool's default.
+const defaultDBPool = 10
+
+// upstreamDB says where the upstream keeps its store: SQLite in its data
+// dir (the zero value) or the PostgreSQL database dsn, with a pool of
+// pool connections.
+type upstreamDB struct {
+	dsn  string
+	pool int
+}
+
+// resolveDB checks --db, --db-file and --db-pool. A DSN with a password
+// typed on the command line draws a warning, as a token does; a DSN file
+// that other users can read is refused.
+func resolveDB(log *slog.Logger, dsn, file string, pool int, given map[string]bool) (upstreamDB, error) {
+	if dsn != "" && file != "" {
+		return upstreamDB{}, errors.New("--db and --db-file are both set: use one")
 	}
-	lock, err := datadir.Acquire(dir)
-	if err != nil {
-		return "", nil, fmt.Errorf("upstream: %w", err)
+	if file != "" {
+		fi, err := os.Stat(file)
+		if err != nil {
+			return upstreamDB{}, fmt.Errorf("database DSN file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return upstreamDB{}, fmt.Errorf("database DSN file %s is readable by other users (mode %v): chmod 600 it", file, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return upstreamDB{}, fmt.Errorf("database DSN file: %w", err)
+		}
+		if dsn = strings.TrimSpace(string(b)); dsn == "" {
+			return upstreamDB{}, fmt.Errorf("database DSN file %s is empty", file)
+		}
 	}
-	store, err := upstream.OpenStore(filepath.Join(dir, "upstream.db"))
+	if dsn == "" {
+		if pool != defaultDBPool {
+			return upstreamDB{}, errors.New("--db-pool needs --db (the SQLite store has no pool)")
+		}
+		return upstreamDB{}, nil
+	}
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") && !strings.Contains(dsn, "=") {
+		return upstreamDB{}, fmt.Errorf("--db %q: want a postgres:// URL or a key=value DSN (without --db the store is SQLite in --data-dir)", pgstore.Redact(dsn))
+	}
+	if _, err := pgstore.ParseDSN(dsn); err != nil {
+		return upstreamDB{}, fmt.Errorf("--db: %w", err)
+	}
+	if pool < 1 || pool > 1000 {
+		return upstreamDB{}, fmt.Errorf("--db-pool %d: want 1 to 1000", pool)
+	}
+	if given["db"] && pgstore.Redact(dsn) != dsn {
+		log.Warn("a database password given on the command line is visible to every user of this machine (ps): use --db-file or SYNCTRAY_DB instead", "flag", "--db")
+	}
+	return upstreamDB{dsn: dsn, pool: pool}, nil
+}
+
+// migrateUpstream brings the schema of the store up to date and says so.
+func migrateUpstream(ctx context.Context, dir string, db upstreamDB, stdout io.Writer) error {
+	if db.dsn == "" {
+		if err := datadir.Prepare(dir); err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		lock, err := datadir.Acquire(dir)
+		if err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		defer lock.Release()
+		path := filepath.Join(dir, "upstream.db")
+		store, err := upstream.OpenStore(path) // migrates
+		if err != nil {
+			return err
+		}
+		if err := store.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the store %s is up to date\n", path)
+		return nil
+	}
+	from, to, err := pgstore.Migrate(ctx, db.dsn, pgstore.Options{PoolSize: 1})
 	if err != nil {
-		lock.Release()
-		return "", nil, err
+		return err
+	}
+	where := pgstore.Redact(db.dsn)
+	if from == to {
+		fmt.Fprintf(stdout, "the database %s is up to date (schema version %d)\n", where, to)
+	} else {
+		fmt.Fprintf(stdout, "migrated the database %s from schema version %d to %d\n", where, from, to)
+	}
+	return nil
+}
+
+// startUpstream opens the upstream store and listens on addr; run serves
+// until ctx is cancelled and closes the store. A SQLite store is
+// upstream.db in dir, which is locked while it runs: the lock keeps a
+// standalone upstream and a host's built-in one (or two standalone ones)
+// from sharing a store. A PostgreSQL store (db.dsn) leaves dir alone: any
+// number of instances share the database.
+func startUpstream(dir, addr string, db upstreamDB, opts upstream.Options) (url string, run func(context.Context) error, err error) {
+	var lock *datadir.Lock // nil with PostgreSQL; Release takes nil
+	var store upstream.Store
+	if db.dsn == "" {
+		if err := datadir.Prepare(dir); err != nil {
+			return "", nil, fmt.Errorf("upstream: %w", err)
+		}
+		if lock, err = datadir.Acquire(dir); err != nil {
+			return "", nil, fmt.Errorf("upstream: %w", err)
+		}
+		if store, err = upstream.OpenStore(filepath.Join(dir, "upstream.db")); err != nil {
+			lock.Release()
+			return "", nil, err
+		}
+	} else {
+		store, err = pgstore.Open(context.Background(), db.dsn, pgstore.Options{PoolSize: db.pool, Logger: opts.Logger})
+		if err != nil {
+			return "", nil, err
+		}
 	}
 	ln, err := localserver.Listen(addr)
 	if err != nil {
@@ -100,11 +224,13 @@ func startUpstream(dir, addr string, opts upstream.Options) (url string, run fun
 		lock.Release()
 		return "", nil, err
 	}
-	if err := lock.Record("http://" + ln.Addr().String()); err != nil {
-		ln.Close()
-		store.Close()
-		lock.Release()
-		return "", nil, fmt.Errorf("upstream: %w", err)
+	if lock != nil {
+		if err := lock.Record("http://" + ln.Addr().String()); err != nil {
+			ln.Close()
+			store.Close()
+			lock.Release()
+			return "", nil, fmt.Errorf("upstream: %w", err)
+		}
 	}
 	srv := upstream.NewServer(store, opts)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}

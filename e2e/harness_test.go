@@ -77,7 +77,7 @@ type env struct {
 	done   chan error
 
 	upServer *upstream.Server
-	upStore  *upstream.Store
+	upStore  upstream.Store
 	upClient *upstream.Client
 	idem     *idemserver.Server // with opts.httpUpstream
 

@@ -16,7 +16,7 @@ import (
 )
 
 // applyElsewhere applies n actions to the upstream as another client would.
-func applyElsewhere(t *testing.T, store *upstream.Store, n int) []string {
+func applyElsewhere(t *testing.T, store upstream.Store, n int) []string {
 	t.Helper()
 	var acts []upstream.Action
 	var keys []string

@@ -28,7 +28,7 @@ type env struct {
 	cfg     localserver.Config
 
 	up      *upstream.Server
-	upStore *upstream.Store
+	upStore upstream.Store
 	upURL   string
 
 	cancel func()

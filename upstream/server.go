@@ -73,7 +73,7 @@ const wsSubBuffer = 4 * MaxBatch
 
 // Server is the upstream's HTTP handler.
 type Server struct {
-	store   *Store
+	store   Store
 	token   []byte
 	log     *slog.Logger
 	hosts   []hostPattern // Options.AllowedHosts
@@ -89,7 +89,7 @@ type Server struct {
 }
 
 // NewServer returns a handler serving protocol v1 from store.
-func NewServer(store *Store, opts Options) *Server {
+func NewServer(store Store, opts Options) *Server {
 	s := &Server{
 		store:   store,
 		token:   []byte(opts.Token),
@@ -452,8 +452,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket backlog", "err", err)
 		return
 	}
-	sub := s.store.subscribe(s.subBuf)
-	defer s.store.unsubscribe(sub)
+	live, cancelSub := s.store.Subscribe(s.subBuf)
+	defer cancelSub()
 	if err := catchUp(); err != nil {
 		s.log.Debug("websocket backlog", "err", err)
 		return
@@ -463,7 +463,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	for {
 		select {
-		case e, ok := <-sub.ch:
+		case e, ok := <-live:
 			if !ok {
 				s.log.Info("websocket subscriber fell behind; dropping it", "last", last)
 				msg := websocket.FormatCloseMessage(websocket.CloseTryAgainLater, "fell behind; reconnect")

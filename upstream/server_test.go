@@ -20,7 +20,7 @@ import (
 )
 
 type testEnv struct {
-	store  *Store
+	store  *SQLiteStore
 	srv    *Server
 	ts     *httptest.Server
 	client *Client
@@ -384,9 +384,7 @@ func TestWSLaggingSubscriberDropped(t *testing.T) {
 	conn := dialWS(t, e, 0)
 	// Wait until the handler has subscribed, past its backlog.
 	for subscribed := false; !subscribed; {
-		e.store.subsMu.Lock()
-		subscribed = len(e.store.subs) == 1
-		e.store.subsMu.Unlock()
+		subscribed = e.store.hub.Len() == 1
 		time.Sleep(time.Millisecond)
 	}
 	// One batch outruns a buffer of one: the handler would have to write

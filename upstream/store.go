@@ -3,91 +3,175 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"synctray/internal/sqlitedb"
 )
 
-// schema is migration 1 (PRAGMA user_version 1), run by sqlitedb.Open:
-// keys remembers every key ever seen with its final verdict, events
-// holds the applied actions in apply order (cursor), counters holds Stats.
-const schema = `
-CREATE TABLE keys (
-	key        TEXT PRIMARY KEY,
-	status     TEXT NOT NULL CHECK (status IN ('applied', 'rejected')),
-	error      TEXT NOT NULL DEFAULT '',
-	first_seen TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE events (
-	cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
-	key        TEXT NOT NULL UNIQUE REFERENCES keys(key),
-	type       TEXT NOT NULL,
-	payload    TEXT NOT NULL,
-	created_at TEXT NOT NULL,
-	applied_at TEXT NOT NULL
-);
-CREATE TABLE counters (
-	id         INTEGER PRIMARY KEY CHECK (id = 1),
-	applied    INTEGER NOT NULL,
-	duplicates INTEGER NOT NULL,
-	rejected   INTEGER NOT NULL
-);
-INSERT INTO counters (id, applied, duplicates, rejected) VALUES (1, 0, 0, 0);
-`
-
-// timeLayout is fixed-width UTC so that stored timestamps sort as text.
-const timeLayout = "2006-01-02T15:04:05.000000000Z"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }
-
-// Store is the upstream's durable state. It is safe for concurrent use;
-// writes go through a single connection and are serialized.
-type Store struct {
-	w *sql.DB // the one writer connection
-	r *sql.DB // readers
-
-	mu sync.Mutex // serializes Apply, so that publish sees commit order
-
-	subsMu sync.Mutex
-	subs   map[*subscription]struct{}
+// Store is the upstream's durable state: the keys it has seen with their
+// verdicts, the applied actions as a numbered event log, and the Stats
+// counters. Implementations are safe for concurrent use: SQLiteStore (one
+// process, a file in the data dir) and pgstore.Store (PostgreSQL, shared
+// by any number of upstream instances). storetest.Run is the contract
+// both pass.
+type Store interface {
+	// Apply applies a batch in one transaction and returns one result
+	// per action, in order. A key seen before (in an earlier batch, on
+	// any instance, or earlier in this batch) gets "duplicate" if it was
+	// applied, or "rejected" with its original error if it was rejected;
+	// an empty key is rejected and not remembered. Each applied action
+	// becomes an event; a batch's events get consecutive cursors in batch
+	// order, and cursors follow commit order. An error means nothing of
+	// the batch was applied.
+	Apply(ctx context.Context, actions []Action) ([]Result, error)
+	// Events returns up to limit events with cursor > after, in cursor
+	// order. limit <= 0 means DefaultLimit; it is capped at MaxLimit.
+	// Cursors are gap-free (1, 2, 3, …) and an event never appears below
+	// a cursor already returned: a reader that goes on from the last
+	// cursor it saw misses nothing.
+	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+	// Stats returns the counters since the store was created.
+	Stats(ctx context.Context) (Stats, error)
+	// AppliedKeys returns every applied key, in cursor order.
+	AppliedKeys(ctx context.Context) ([]string, error)
+	// IntegrityCheck checks the database and returns an error saying
+	// what is wrong, if anything.
+	IntegrityCheck(ctx context.Context) error
+	// Subscribe returns a channel of the events committed from now on,
+	// in cursor order, buffering up to buffer of them, and a function
+	// that cancels the subscription (safe to call more than once). The
+	// channel is closed when cancelled, when the store closes, and when
+	// the subscriber falls behind by more than buffer events; it must
+	// then catch up from Events. Events committed just before the call
+	// may or may not be delivered: a subscriber catches up from Events
+	// after subscribing and skips the cursors it has seen.
+	Subscribe(buffer int) (events <-chan Event, cancel func())
+	// Close closes every subscription and the database.
+	Close() error
 }
 
-// subscription receives events as they are applied. The store closes ch
-// when the subscriber falls behind by more than its buffer.
-type subscription struct {
-	ch chan Event
+// ErrNewerSchema marks a database whose schema is newer than this program
+// knows (a newer synctray migrated it): opening it is refused.
+var ErrNewerSchema = sqlitedb.ErrNewerSchema
+
+// Verdict is what a store remembers for a key: StatusApplied, or
+// StatusRejected with the reason.
+type Verdict struct {
+	Status string
+	Error  string
 }
 
-// OpenStore opens (creating if needed, mode 0600) the store at path.
-func OpenStore(path string) (*Store, error) {
-	db, err := sqlitedb.Open(context.Background(), path, sqlitedb.Options{Migrations: []string{schema}, Readers: 8})
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+// PlannedKey is a key that a batch records when no earlier batch did: its
+// verdict and, when applied, the event it becomes (Payload compacted).
+type PlannedKey struct {
+	Key string
+	Verdict
+	Type      string
+	Payload   json.RawMessage
+	CreatedAt time.Time
+}
+
+// Plan is a batch decided before it meets the store: both stores run
+// their Apply through it, so they answer alike.
+type Plan struct {
+	actions []Action
+	// Keys are the batch's distinct non-empty keys, in first-seen order,
+	// each with the verdict it gets if the store has not seen it.
+	Keys []PlannedKey
+}
+
+// NewPlan validates a batch's actions (a key's first action in the batch
+// decides its verdict).
+func NewPlan(actions []Action) *Plan {
+	p := &Plan{actions: actions}
+	seen := make(map[string]bool, len(actions))
+	for _, a := range actions {
+		if a.Key == "" || seen[a.Key] {
+			continue
+		}
+		seen[a.Key] = true
+		k := PlannedKey{Key: a.Key, Type: a.Type, CreatedAt: a.CreatedAt}
+		if why := validate(a); why != "" {
+			k.Verdict = Verdict{StatusRejected, why}
+		} else {
+			var buf bytes.Buffer
+			json.Compact(&buf, a.Payload) // valid: validate checked it
+			k.Verdict, k.Payload = Verdict{Status: StatusApplied}, buf.Bytes()
+		}
+		p.Keys = append(p.Keys, k)
 	}
-	return &Store{w: db.W, r: db.R, subs: map[*subscription]struct{}{}}, nil
+	return p
 }
 
-// Close closes the database and every live subscription.
-func (s *Store) Close() error {
-	s.subsMu.Lock()
-	for sub := range s.subs {
-		delete(s.subs, sub)
-		close(sub.ch)
+// KeyNames returns the Keys' names, in order.
+func (p *Plan) KeyNames() []string {
+	names := make([]string, len(p.Keys))
+	for i, k := range p.Keys {
+		names[i] = k.Key
 	}
-	s.subsMu.Unlock()
-	return errors.Join(s.r.Close(), s.w.Close())
+	return names
+}
+
+// Outcome is a Plan resolved against the store.
+type Outcome struct {
+	Results []Result     // one per action, in order
+	New     []PlannedKey // keys to record, in batch order
+	Applied []PlannedKey // the New keys applied: the batch's events, in order
+	Delta   Stats        // what the batch adds to the counters
+}
+
+// Resolve answers the batch given the verdicts of its keys that the store
+// holds already (from earlier batches); the others are new and recorded
+// by this batch.
+func (p *Plan) Resolve(stored map[string]Verdict) Outcome {
+	o := Outcome{Results: make([]Result, len(p.actions))}
+	planned := make(map[string]Verdict, len(p.Keys))
+	for _, k := range p.Keys {
+		planned[k.Key] = k.Verdict
+		if _, old := stored[k.Key]; old {
+			continue
+		}
+		o.New = append(o.New, k)
+		if k.Status == StatusApplied {
+			o.Applied = append(o.Applied, k)
+		}
+	}
+	seen := make(map[string]bool, len(p.Keys))
+	for i, a := range p.actions {
+		res := Result{Key: a.Key}
+		v, old := stored[a.Key]
+		if !old {
+			v = planned[a.Key]
+		}
+		switch {
+		case a.Key == "": // nothing to remember it by
+			res.Status, res.Error = StatusRejected, "empty key"
+		case v.Status != StatusApplied:
+			res.Status, res.Error = StatusRejected, v.Error
+		case old || seen[a.Key]:
+			res.Status = StatusDuplicate
+		default:
+			res.Status = StatusApplied
+		}
+		seen[a.Key] = true
+		switch res.Status {
+		case StatusApplied:
+			o.Delta.Applied++
+		case StatusDuplicate:
+			o.Delta.Duplicates++
+		default:
+			o.Delta.Rejected++
+		}
+		o.Results[i] = res
+	}
+	return o
 }
 
 // validate returns why an action must be rejected for good, or "".
-// Empty keys are handled by Apply.
+// Empty keys are handled by Plan.
 func validate(a Action) string {
 	switch {
 	case a.Type == "":
@@ -112,274 +196,88 @@ func validate(a Action) string {
 	return ""
 }
 
-// Apply applies a batch in one transaction and returns one result per
-// action, in order. A key seen before (in an earlier batch or earlier in
-// this one) gets "duplicate" if it was applied, or "rejected" with its
-// original error if it was rejected. An error means nothing was applied.
-func (s *Store) Apply(ctx context.Context, actions []Action) ([]Result, error) {
-	results := make([]Result, len(actions))
-	if len(actions) == 0 {
-		return results, nil
+// EventLimit is limit as Store.Events takes it: DefaultLimit for 0 or
+// less, at most MaxLimit.
+func EventLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultLimit
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("apply: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	// The batch is handled set-wise: one query finds the keys seen
-	// before, one statement records the new keys, one inserts the events.
-	keys := make([]string, 0, len(actions))
-	for _, a := range actions {
-		keys = append(keys, a.Key)
-	}
-	keysJSON, _ := json.Marshal(keys)
-	rows, err := tx.QueryContext(ctx, `SELECT key, status, error FROM keys WHERE key IN (SELECT value FROM json_each(?))`, string(keysJSON))
-	if err != nil {
-		return nil, fmt.Errorf("apply: look up keys: %w", err)
-	}
-	type verdict struct{ status, msg string }
-	seen := make(map[string]verdict, len(actions))
-	for rows.Next() {
-		var k string
-		var v verdict
-		if err := rows.Scan(&k, &v.status, &v.msg); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("apply: look up keys: %w", err)
-		}
-		seen[k] = v
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("apply: look up keys: %w", err)
-	}
-
-	type newKey struct {
-		Key    string `json:"key"`
-		Status string `json:"status"`
-		Error  string `json:"error"`
-	}
-	type newEvent struct {
-		Key       string `json:"key"`
-		Type      string `json:"type"`
-		Payload   string `json:"payload"`
-		CreatedAt string `json:"created_at"`
-	}
-	now := time.Now().UTC()
-	nowText := formatTime(now)
-	var applied, dups, rejected int64
-	var newKeys []newKey
-	var newEvents []newEvent
-	var events []Event
-	for i, a := range actions {
-		res := Result{Key: a.Key}
-		v, ok := seen[a.Key]
-		switch {
-		case a.Key == "": // nothing to remember it by
-			res.Status, res.Error = StatusRejected, "empty key"
-			rejected++
-		case ok && v.status == StatusApplied:
-			res.Status = StatusDuplicate
-			dups++
-		case ok:
-			res.Status, res.Error = StatusRejected, v.msg
-			rejected++
-		default:
-			if why := validate(a); why != "" {
-				newKeys = append(newKeys, newKey{a.Key, StatusRejected, why})
-				seen[a.Key] = verdict{StatusRejected, why}
-				res.Status, res.Error = StatusRejected, why
-				rejected++
-				break
-			}
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, a.Payload); err != nil {
-				return nil, fmt.Errorf("apply: compact payload: %w", err)
-			}
-			newKeys = append(newKeys, newKey{a.Key, StatusApplied, ""})
-			seen[a.Key] = verdict{StatusApplied, ""}
-			newEvents = append(newEvents, newEvent{a.Key, a.Type, buf.String(), formatTime(a.CreatedAt)})
-			events = append(events, Event{Key: a.Key, Type: a.Type, Payload: json.RawMessage(buf.Bytes()), AppliedAt: now})
-			res.Status = StatusApplied
-			applied++
-		}
-		results[i] = res
-	}
-	if len(newKeys) > 0 {
-		b, _ := json.Marshal(newKeys)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO keys (key, status, error, first_seen)
-			SELECT value ->> '$.key', value ->> '$.status', value ->> '$.error', ? FROM json_each(?)`, nowText, string(b)); err != nil {
-			return nil, fmt.Errorf("apply: record keys: %w", err)
-		}
-	}
-	if len(newEvents) > 0 {
-		b, _ := json.Marshal(newEvents)
-		// Inserted in batch order (ORDER BY key, the array index), so
-		// cursors follow it: the first new event gets the lowest cursor.
-		var first int64
-		err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) + 1`).Scan(&first)
-		if err != nil {
-			return nil, fmt.Errorf("apply: next cursor: %w", err)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (key, type, payload, created_at, applied_at)
-			SELECT value ->> '$.key', value ->> '$.type', value ->> '$.payload', value ->> '$.created_at', ?
-			FROM json_each(?) ORDER BY key`, nowText, string(b))
-		if err != nil {
-			return nil, fmt.Errorf("apply: insert events: %w", err)
-		}
-		last, err := res.LastInsertId()
-		if err != nil || last != first+int64(len(newEvents))-1 {
-			return nil, fmt.Errorf("apply: insert events: cursors %d..%d do not match %d events (%v)", first, last, len(newEvents), err)
-		}
-		for i := range events {
-			events[i].Cursor = first + int64(i)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE counters SET applied = applied + ?,
-		duplicates = duplicates + ?, rejected = rejected + ? WHERE id = 1`, applied, dups, rejected); err != nil {
-		return nil, fmt.Errorf("apply: update counters: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("apply: commit: %w", err)
-	}
-	s.publish(events)
-	return results, nil
+	return min(limit, MaxLimit)
 }
 
-// publish hands freshly committed events to every subscriber without
-// blocking; a subscriber whose buffer is full is dropped (its channel
-// closed) and must catch up from Events. Called with s.mu held, so
-// subscribers see events in cursor order.
-func (s *Store) publish(events []Event) {
+// Hub hands committed events to subscribers for a Store (see
+// Store.Subscribe). Publishing never blocks: a subscriber whose buffer is
+// full is dropped, its channel closed. The zero Hub is ready to use.
+type Hub struct {
+	mu     sync.Mutex
+	subs   map[chan Event]struct{}
+	closed bool
+}
+
+// Subscribe implements Store.Subscribe. After Close it returns a closed
+// channel.
+func (h *Hub) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, max(buffer, 1))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	if h.subs == nil {
+		h.subs = map[chan Event]struct{}{}
+	}
+	h.subs[ch] = struct{}{}
+	return ch, func() { h.drop(ch) }
+}
+
+// drop closes ch unless it is closed already.
+func (h *Hub) drop(ch chan Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[ch]; ok {
+		delete(h.subs, ch)
+		close(ch)
+	}
+}
+
+// Publish hands events, which must be committed and in cursor order, to
+// every subscriber. Callers serialize their calls so that subscribers see
+// cursor order across calls too.
+func (h *Hub) Publish(events []Event) {
 	if len(events) == 0 {
 		return
 	}
-	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	for sub := range s.subs {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
 		for _, e := range events {
 			select {
-			case sub.ch <- e:
+			case ch <- e:
 				continue
 			default:
 			}
-			delete(s.subs, sub)
-			close(sub.ch)
+			delete(h.subs, ch)
+			close(ch)
 			break
 		}
 	}
 }
 
-// subscribe registers a subscriber with a buffer of n events. Events
-// committed before the call may or may not be delivered: callers catch up
-// from Events after subscribing and skip cursors they have seen.
-func (s *Store) subscribe(n int) *subscription {
-	sub := &subscription{ch: make(chan Event, n)}
-	s.subsMu.Lock()
-	s.subs[sub] = struct{}{}
-	s.subsMu.Unlock()
-	return sub
+// Len returns the number of live subscribers.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
 }
 
-// unsubscribe removes sub; it is a no-op if the store already dropped it.
-func (s *Store) unsubscribe(sub *subscription) {
-	s.subsMu.Lock()
-	defer s.subsMu.Unlock()
-	if _, ok := s.subs[sub]; ok {
-		delete(s.subs, sub)
-		close(sub.ch)
+// Close closes every subscription; later ones get a closed channel.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for ch := range h.subs {
+		delete(h.subs, ch)
+		close(ch)
 	}
-}
-
-// Events returns up to limit events with cursor > after, in cursor order.
-// limit <= 0 means DefaultLimit; it is capped at MaxLimit.
-func (s *Store) Events(ctx context.Context, after int64, limit int) ([]Event, error) {
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	limit = min(limit, MaxLimit)
-	rows, err := s.r.QueryContext(ctx, `SELECT cursor, key, type, payload, applied_at
-		FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
-	}
-	defer rows.Close()
-	events := []Event{}
-	for rows.Next() {
-		var e Event
-		var payload, at string
-		if err := rows.Scan(&e.Cursor, &e.Key, &e.Type, &payload, &at); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
-		}
-		e.Payload = json.RawMessage(payload)
-		if e.AppliedAt, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("event %d: parse applied_at: %w", e.Cursor, err)
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
-	}
-	return events, nil
-}
-
-// Stats returns the persisted counters.
-func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	var st Stats
-	err := s.r.QueryRowContext(ctx, `SELECT applied, duplicates, rejected FROM counters WHERE id = 1`).
-		Scan(&st.Applied, &st.Duplicates, &st.Rejected)
-	if err != nil {
-		return Stats{}, fmt.Errorf("read stats: %w", err)
-	}
-	return st, nil
-}
-
-// AppliedKeys returns every applied key, in apply order.
-func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT key FROM events ORDER BY cursor`)
-	if err != nil {
-		return nil, fmt.Errorf("query applied keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("scan applied key: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query applied keys: %w", err)
-	}
-	return keys, nil
-}
-
-// IntegrityCheck runs PRAGMA integrity_check and fails unless it says "ok".
-func (s *Store) IntegrityCheck(ctx context.Context) error {
-	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return fmt.Errorf("integrity check: %w", err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("integrity check: %w", err)
-		}
-		if line != "ok" {
-			problems = append(problems, line)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("integrity check: %w", err)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("integrity check: %s", strings.Join(problems, "; "))
-	}
-	return nil
 }

@@ -1,7 +1,9 @@
-// Package upstream owns synctray's reference upstream: the SQLite store
-// that applies each idempotency key exactly once (Store) and the
-// HTTP/WebSocket server in front of it, with fault injection for tests and
-// demos (Server). The protocol's wire types and the client live in
+// Package upstream owns synctray's reference upstream: the store that
+// applies each idempotency key exactly once (the Store interface, its
+// SQLite implementation SQLiteStore, and what every implementation
+// shares: Plan, Hub) and the HTTP/WebSocket server in front of it, with
+// fault injection for tests and demos (Server). The PostgreSQL store is
+// upstream/pgstore. The protocol's wire types and the client live in
 // upstream/protocol; they are re-exported here for the server's callers.
 //
 // The server answers only requests whose Host names it (see

@@ -26,9 +26,15 @@ import (
 	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
-// ErrDamaged marks a database file that SQLite reports as damaged: not a
-// database, or failing PRAGMA quick_check.
-var ErrDamaged = errors.New("database file is damaged")
+// Sentinel errors of Open.
+var (
+	// ErrDamaged marks a database file that SQLite reports as damaged: not
+	// a database, or failing PRAGMA quick_check.
+	ErrDamaged = errors.New("database file is damaged")
+	// ErrNewerSchema marks a database whose schema version is above the
+	// number of migrations this program knows: a newer synctray wrote it.
+	ErrNewerSchema = errors.New("database schema is newer than this program knows")
+)
 
 // BusyTimeout is the busy_timeout every connection gets, in milliseconds.
 const BusyTimeout = 5000
@@ -61,7 +67,8 @@ type DB struct {
 
 // Open opens the database at path, creating it (mode 0600) if needed,
 // checks its settings, optionally quick-checks it and brings its schema up
-// to date. Errors wrap ErrDamaged when the file is damaged.
+// to date. Errors wrap ErrDamaged when the file is damaged and
+// ErrNewerSchema when its schema is newer than opts.Migrations.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("empty path")
@@ -247,7 +254,7 @@ func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if version > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this program knows (%d): was it written by a newer synctray?", version, len(migrations))
+		return fmt.Errorf("%w (version %d, this program knows %d): was it written by a newer synctray?", ErrNewerSchema, version, len(migrations))
 	}
 	for i := version; i < len(migrations); i++ {
 		if err := applyMigration(ctx, db, i, migrations[i]); err != nil {

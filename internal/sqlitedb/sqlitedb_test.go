@@ -105,7 +105,7 @@ func TestOpen(t *testing.T) {
 	t.Run("a newer schema is refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.db")
 		mustOpen(t, path, sqlitedb.Options{Migrations: schema}).Close()
-		if _, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: schema[:1]}); err == nil || !strings.Contains(err.Error(), "newer") {
+		if _, err := sqlitedb.Open(ctx, path, sqlitedb.Options{Migrations: schema[:1]}); !errors.Is(err, sqlitedb.ErrNewerSchema) || !strings.Contains(err.Error(), "newer synctray") {
 			t.Fatalf("err = %v, want a newer-schema refusal", err)
 		}
 	})

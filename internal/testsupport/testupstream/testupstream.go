@@ -14,7 +14,7 @@ import (
 // New opens a reference upstream on a store in a temporary directory,
 // without serving it: for a test that puts its own handler in front. The
 // server and the store are closed when the test ends.
-func New(tb testing.TB, opts upstream.Options) (*upstream.Server, *upstream.Store) {
+func New(tb testing.TB, opts upstream.Options) (*upstream.Server, upstream.Store) {
 	tb.Helper()
 	srv, store := open(tb, opts)
 	tb.Cleanup(func() { srv.Close(); store.Close() })
@@ -24,7 +24,7 @@ func New(tb testing.TB, opts upstream.Options) (*upstream.Server, *upstream.Stor
 // Start is New served on a loopback httptest server; it returns the
 // server, its store and its base URL. All three are closed when the test
 // ends, the upstream's own connections (event streams) first.
-func Start(tb testing.TB, opts upstream.Options) (*upstream.Server, *upstream.Store, string) {
+func Start(tb testing.TB, opts upstream.Options) (*upstream.Server, upstream.Store, string) {
 	tb.Helper()
 	srv, store := open(tb, opts)
 	ts := httptest.NewServer(srv)
@@ -32,7 +32,7 @@ func Start(tb testing.TB, opts upstream.Options) (*upstream.Server, *upstream.St
 	return srv, store, ts.URL
 }
 
-func open(tb testing.TB, opts upstream.Options) (*upstream.Server, *upstream.Store) {
+func open(tb testing.TB, opts upstream.Options) (*upstream.Server, upstream.Store) {
 	tb.Helper()
 	store, err := upstream.OpenStore(filepath.Join(tb.TempDir(), "upstream.db"))
 	if err != nil {
