@@ -12,7 +12,8 @@ RUN_PKGS  := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev 
 # run it), nsis (the installer), desktop-file-utils and binutils (to check
 # the .deb).
 RELEASE_PKGS := gcc-mingw-w64-x86-64 wine wine64 nsis desktop-file-utils binutils
-TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick $(RELEASE_PKGS)
+# PostgreSQL: the upstream's team store (the tests start a private cluster).
+TEST_PKGS := $(RUN_PKGS) chromium xvfb xauth dbus imagemagick postgresql $(RELEASE_PKGS)
 
 # The version is FyneApp.toml's, the one place it is written.
 VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
@@ -61,7 +62,7 @@ test: APT_PKGS = $(TEST_PKGS)
 test: deps node-deps package deb windows windows-tests
 	$(GO) vet ./...
 	$(WINDOWS_ENV) $(GO) vet ./...
-	SYNCTRAY_REQUIRE_PACKAGES=1 $(GO) test -count=1 -shuffle=on -timeout 20m ./...
+	SYNCTRAY_REQUIRE_PACKAGES=1 SYNCTRAY_REQUIRE_POSTGRES=1 $(GO) test -count=1 -shuffle=on -timeout 20m ./...
 	# The concurrent core again under the race detector.
 	$(GO) test -race -count=1 -timeout 10m ./localserver/... ./upstream/... ./internal/...
 	@cat artifacts/*.txt 2>/dev/null || true

@@ -19,14 +19,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,7 +78,7 @@ func Start() (dsn string, stop func() error, err error) {
 	}
 	run := func(name string, args ...string) error {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.SysProcAttr = procAttr(cred, false)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -106,7 +104,7 @@ func Start() (dsn string, stop func() error, err error) {
 	watchdog.Stdin = r
 	// Its own process group: a ^C to the test run must not stop it
 	// before it has stopped the cluster.
-	watchdog.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	watchdog.SysProcAttr = procAttr(cred, true)
 	if err := watchdog.Start(); err != nil {
 		r.Close()
 		w.Close()
@@ -154,33 +152,6 @@ func Start() (dsn string, stop func() error, err error) {
 	return u.String(), stop, nil
 }
 
-// credential returns who runs the cluster, after giving them dir: nil for
-// this user, the postgres user when this is root (PostgreSQL refuses to
-// run as root).
-func credential(dir string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, and no postgres user to run PostgreSQL as: %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
-	}
-	err = filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(uid), int(gid))
-	})
-	if err != nil {
-		return nil, fmt.Errorf("give %s to postgres: %w", dir, err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
-}
 
 // binDir finds the directory with initdb and pg_ctl.
 func binDir() (string, error) {
