@@ -152,7 +152,6 @@ func Start() (dsn string, stop func() error, err error) {
 	return u.String(), stop, nil
 }
 
-
 // binDir finds the directory with initdb and pg_ctl.
 func binDir() (string, error) {
 	has := func(dir string) bool {
