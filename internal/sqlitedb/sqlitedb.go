@@ -147,8 +147,16 @@ func createPrivate(path string) (created bool, err error) {
 	return false, restrict(path)
 }
 
-// restrict sets the database's files that exist to mode 0600.
+// restrict sets the database's files that exist to mode 0600. On Windows
+// it does nothing: files have no permission bits there (the per-user ACL of
+// %AppData% keeps them private), os.Chmod only sets or clears the read-only
+// attribute, and Perm() is always 0666, so it would call SetFileAttributes
+// at every open, which wine refuses ("Sharing violation") for the -shm file
+// SQLite has mapped.
 func restrict(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	for _, p := range Files(path) {
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
