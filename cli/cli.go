@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -346,7 +347,7 @@ func readTokenFile(log *slog.Logger, path string) (string, error) {
 	if err := checkToken(tok); err != nil {
 		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 { // no mode bits on Windows
 		log.Warn("the token file is readable by other users: chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
 	}
 	return tok, nil

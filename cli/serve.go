@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -85,7 +86,7 @@ func (h *hostFlags) httpMode(log *slog.Logger) (http.Header, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upstream header file: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 { // no mode bits on Windows
 		return nil, fmt.Errorf("upstream header file %s is readable by other users (mode %v): chmod 600 it", h.headerFile, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(h.headerFile)

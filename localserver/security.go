@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +52,9 @@ func LoadOrCreateSecret(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	// Windows has no mode bits (Perm is always 0666 there): the file is
+	// private through the per-user ACL of %AppData%.
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("secret file %s is readable by other users (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
 	s := strings.TrimSpace(string(b))
