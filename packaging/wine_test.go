@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/pe"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,7 +168,12 @@ func wineNewPrefix(t *testing.T) *winePrefix {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", filepath.Join(wineRepo(t), "packaging/windows/wine-env.sh"), p.dir)
-	cmd.Env = p.env
+	// WINE_ENV_PERSIST=1: the prefix's wineserver (and the services
+	// wineboot starts) last until kill, with no stdio of ours. A server
+	// that a later wine call started would keep that call's output pipes
+	// open while any program runs in the prefix (WaitDelay bounds that).
+	cmd.Env = append(p.env, "WINE_ENV_PERSIST=1")
+	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -226,6 +232,7 @@ func (p *winePrefix) wine(t *testing.T, timeout time.Duration, args ...string) (
 	cmd := exec.CommandContext(ctx, "wine", args...)
 	cmd.Env = p.env
 	cmd.Dir = p.dir
+	cmd.WaitDelay = 5 * time.Second // pipes kept open by a wineserver: see wineNewPrefix
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
@@ -321,6 +328,7 @@ func (p *winePrefix) startServe(t *testing.T, exe, addr string) *wineServe {
 	s.cmd.Env = p.env
 	s.cmd.Dir = p.dir
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.cmd.WaitDelay = 5 * time.Second // pipes kept open by a wineserver: see wineNewPrefix
 	if err := s.cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
@@ -350,6 +358,48 @@ func (s *wineServe) stop(limit time.Duration) (time.Duration, error) {
 	case <-time.After(limit):
 		return time.Since(start), fmt.Errorf("still running %v after SIGINT", limit)
 	}
+}
+
+// wineIsGUI reports whether exe is a GUI-subsystem build (what `fyne
+// package` makes) rather than a console one.
+func wineIsGUI(t *testing.T, exe string) bool {
+	t.Helper()
+	f, err := pe.Open(exe)
+	if err != nil {
+		t.Fatalf("%s: %v", exe, err)
+	}
+	defer f.Close()
+	oh, ok := f.OptionalHeader.(*pe.OptionalHeader64)
+	if !ok {
+		t.Fatalf("%s is not a 64-bit Windows program", exe)
+	}
+	return oh.Subsystem == pe.IMAGE_SUBSYSTEM_WINDOWS_GUI
+}
+
+// stopServe stops s with SIGINT and reports whether that was a clean stop
+// (exit 0 after "synctray host stopped"). A console build must stop so. A
+// GUI-subsystem build has no console under wine, so wine has no Ctrl-C
+// event to turn SIGINT into (and SIGTERM kills at once): then the process
+// is killed (SIGKILL, as wineserver -k would, without restarting the
+// prefix's services) and stopServe reports false.
+func (p *winePrefix) stopServe(t *testing.T, s *wineServe, gui bool) bool {
+	t.Helper()
+	limit := 10 * time.Second
+	if gui {
+		limit = 3 * time.Second // no console, no Ctrl-C: do not wait long
+	}
+	took, err := s.stop(limit)
+	if err == nil && strings.Contains(s.out.String(), "synctray host stopped") {
+		wineFigure(t, "SIGINT -> clean stop (exit 0, \"synctray host stopped\") in %.2f s", took.Seconds())
+		return true
+	}
+	if !gui {
+		t.Fatalf("the console build did not stop cleanly on SIGINT (%v):\n%s", err, s.out.String())
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	wineFigure(t, "GUI-subsystem build: no clean stop on SIGINT under wine (%v): killed (SIGKILL)", err)
+	return false
 }
 
 // wineHealth waits (at most limit) for GET /healthz and returns its answer.
@@ -382,8 +432,10 @@ func wineHealth(t *testing.T, s *wineServe, addr string, limit time.Duration) (m
 // names %AppData%\synctray, whose API token (in the prefix) enqueues an
 // action that the built-in upstream syncs, as `outbox list --json` (run
 // under wine too) shows; SIGINT stops it cleanly, and a second start finds
-// the outbox intact (the host checks it at start) with the action in it.
-func wineServeCheck(t *testing.T, p *winePrefix, exe string) {
+// the outbox intact (the host checks it at start) with the action in it
+// (after a kill, for a GUI build: see stopServe).
+// gui says whether exe is a GUI-subsystem build (see stopServe).
+func wineServeCheck(t *testing.T, p *winePrefix, exe string, gui bool) {
 	t.Helper()
 	dataDir := p.path("AppData/Roaming/synctray")
 	if _, err := os.Stat(dataDir); err == nil {
@@ -444,14 +496,7 @@ func wineServeCheck(t *testing.T, p *winePrefix, exe string) {
 	}
 	wineFigure(t, "start, enqueue, synced (seen by outbox list --json under wine) %.2f s", synced.Seconds())
 
-	took, err := s.stop(15 * time.Second)
-	if err != nil {
-		t.Fatalf("stop with SIGINT: %v\n%s", err, s.out.String())
-	}
-	if !strings.Contains(s.out.String(), "synctray host stopped") {
-		t.Fatalf("serve exited without a clean stop:\n%s", s.out.String())
-	}
-	wineFigure(t, "SIGINT -> clean stop (exit 0, \"synctray host stopped\") in %.2f s", took.Seconds())
+	p.stopServe(t, s, gui)
 
 	// Start again: the outbox must pass the host's start check and hold
 	// the synced action.
@@ -461,9 +506,7 @@ func wineServeCheck(t *testing.T, p *winePrefix, exe string) {
 	if !strings.Contains(out, key) {
 		t.Fatalf("after a restart, outbox list --json --state synced = %q %s\nserve:\n%s", out, stderr, s2.out.String())
 	}
-	if _, err := s2.stop(15 * time.Second); err != nil {
-		t.Fatalf("second stop: %v\n%s", err, s2.out.String())
-	}
+	p.stopServe(t, s2, gui)
 }
 
 func TestWineExeVersion(t *testing.T) {
@@ -490,7 +533,7 @@ func TestWineServe(t *testing.T) {
 	defer wineWriteSummary(t)
 	start := time.Now()
 	p := wineNewPrefix(t)
-	wineServeCheck(t, p, exe)
+	wineServeCheck(t, p, exe, wineIsGUI(t, exe))
 	wineFigure(t, "test took %.1f s", time.Since(start).Seconds())
 }
 
@@ -590,7 +633,8 @@ func TestWineInstaller(t *testing.T) {
 	}
 
 	// The installed program works (and makes the user's data dir).
-	wineServeCheck(t, p, winInst+`\synctray.exe`)
+	gui := wineIsGUI(t, exe)
+	wineServeCheck(t, p, winInst+`\synctray.exe`, gui)
 	dataDir := p.path("AppData/Roaming/synctray")
 
 	// While synctray runs, the uninstaller refuses (exit 2) and leaves
@@ -604,9 +648,7 @@ func TestWineInstaller(t *testing.T) {
 		t.Fatalf("the uninstaller removed synctray while it ran (wine said %v)", err)
 	}
 	wineFigure(t, "uninstall while synctray runs: refused, all kept (wine's exit: %v)", err)
-	if _, err := s.stop(15 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.stopServe(t, s, gui)
 
 	// Uninstall the way "Apps & features" does it quietly: the
 	// uninstaller copies itself to %TEMP% and returns at once, so wait
