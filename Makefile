@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^Version *= *"\(.*\)"/\1/p' FyneApp.toml)
 # machines set GOFLAGS=-buildvcs=false; stamp where there is a checkout.
 export GOFLAGS := $(filter-out -buildvcs=%,$(GOFLAGS)) -buildvcs=auto
 
-.PHONY: run test deps node-deps build bench fuzz vet clean package windows windows-tests installer deb release
+.PHONY: run test deps node-deps build bench fuzz vet clean package windows windows-tests installer deb release test-wine
 
 run: APT_PKGS = $(RUN_PKGS)
 run: deps build
@@ -59,7 +59,7 @@ $(NODE_DEPS): .ci/node/package.json .ci/node/package-lock.json
 # The packages are built first (make release) and tested with the rest
 # (packaging/): SYNCTRAY_REQUIRE_PACKAGES=1 makes a missing one a failure.
 test: APT_PKGS = $(TEST_PKGS)
-test: deps node-deps package deb windows windows-tests
+test: deps node-deps release windows-tests
 	$(GO) vet ./...
 	$(WINDOWS_ENV) $(GO) vet ./...
 	# macOS cannot be cross-built here (cgo needs Apple's SDK): vet what is pure Go, the platform code included.
@@ -148,6 +148,24 @@ deb: build
 	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
 	  $(GO) run $(NFPM) pkg --packager deb --config packaging/linux/nfpm.yaml --target bin/
 	@ls -l bin/synctray_$(VERSION)_amd64.deb
+
+# The per-user NSIS installer bin/synctray-setup.exe of bin/synctray.exe
+# (packaging/windows/synctray.nsi: its options /S, /AUTOSTART=1|0, and the
+# uninstaller's /PURGE=1 are described there).
+WIN_EXE   := bin/synctray.exe
+SETUP_EXE := bin/synctray-setup.exe
+
+installer: $(SETUP_EXE)
+$(SETUP_EXE): windows packaging/windows/synctray.nsi FyneApp.toml
+	@$(MAKE) --no-print-directory deps APT_PKGS="nsis"
+	@test -n "$(VERSION)" || { echo "no Version in FyneApp.toml"; exit 1; }
+	makensis -V2 -NOCD -DEXE=$(WIN_EXE) -DVERSION=$(VERSION) -DOUTFILE=$(SETUP_EXE) packaging/windows/synctray.nsi
+
+# The wine smoke tests of the .exe and the installer (packaging/wine_test.go),
+# failing instead of skipping when something is missing.
+test-wine: installer
+	@$(MAKE) --no-print-directory deps APT_PKGS="wine wine64 gcc-mingw-w64-x86-64"
+	SYNCTRAY_REQUIRE_PACKAGES=1 $(GO) test -count=1 -v -run Wine ./packaging/
 
 clean:
 	rm -rf bin
