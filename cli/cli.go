@@ -45,6 +45,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runOutbox(ctx, rest, stdout, stderr)
 	case cmd == "logout":
 		err = runLogout(ctx, rest, stdout, stderr)
+	case cmd == "quit":
+		err = runQuit(ctx, rest, stdout, stderr)
 	case cmd == "version" || isVersion(cmd):
 		fmt.Fprintln(stdout, versionText(debug.ReadBuildInfo()))
 		return 0
@@ -195,6 +197,7 @@ Usage:
   synctray upstream migrate       bring the upstream store's schema up to date and exit
   synctray open [--print]         open the running host in the browser (one-time login link)
   synctray logout --all           sign out every browser session (each page must sign in again)
+  synctray quit                   stop the running synctray cleanly (tray app or serve) and wait for it
   synctray outbox COMMAND         inspect and steer the outbox of the running host:
       list [--state S] [--limit N] [--cursor C]
       show ID | cancel ID | retry ID | cancel-queued | sync | status | offline | online

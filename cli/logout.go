@@ -8,7 +8,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
+	"synctray/internal/failure"
 
 	"synctray/localserver"
 )
@@ -34,7 +34,7 @@ func runLogout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			_, err = fmt.Fprintln(stdout, "Signed out every browser session; open synctray again with `synctray open`.")
 			return err
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
+		if !failure.IsConnRefused(err) {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
 	}

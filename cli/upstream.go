@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"synctray/internal/private"
 	"synctray/localserver"
 	"synctray/localserver/datadir"
 	"synctray/upstream"
@@ -121,12 +122,12 @@ func resolveDB(log *slog.Logger, dsn, file string, pool int, given map[string]bo
 		return upstreamDB{}, errors.New("--db and --db-file are both set: use one")
 	}
 	if file != "" {
-		fi, err := os.Stat(file)
+		how, fix, err := private.Exposed(file)
 		if err != nil {
 			return upstreamDB{}, fmt.Errorf("database DSN file: %w", err)
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return upstreamDB{}, fmt.Errorf("database DSN file %s is readable by other users (mode %v): chmod 600 it", file, fi.Mode().Perm())
+		if how != "" {
+			return upstreamDB{}, fmt.Errorf("database DSN file %s is readable by other users (%s): %s", file, how, fix)
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {

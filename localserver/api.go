@@ -117,6 +117,7 @@ type api struct {
 	pushKey string
 	onShow  func() bool  // shows the tray app's window; false: there is none
 	revoke  func() error // signs out every browser session
+	quit    func()       // stops the host (Host.Quit)
 }
 
 func (a *api) routes(mux *http.ServeMux) {
@@ -137,6 +138,7 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/push/subscriptions", a.unsubscribe)
 	mux.HandleFunc("POST /api/ui/show", a.show)
 	mux.HandleFunc("POST /api/sessions/revoke", a.revokeSessions)
+	mux.HandleFunc("POST /api/quit", a.quitHost)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
@@ -615,6 +617,16 @@ func (a *api) revokeSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+}
+
+// quitHost stops the host after answering: it finishes the requests in
+// flight and the batch being sent, records it, and closes the outbox.
+func (a *api) quitHost(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusAccepted, map[string]bool{"stopping": true})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	a.quit()
 }
 
 // show asks the running tray app to show its outbox window (a second

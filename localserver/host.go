@@ -118,6 +118,8 @@ type Host struct {
 	metrics     *metrics
 	statusDirty chan struct{}
 	closeOnce   sync.Once
+	quitOnce    sync.Once
+	quit        chan struct{} // closed by Quit
 	closeErr    error
 }
 
@@ -235,7 +237,7 @@ func Open(cfg Config) (*Host, error) {
 	undo = append(undo, func() { pushStore.Close() })
 
 	limiter := newConnLimiter(ln, maxUntrustedConns, untrustedGrace, cfg.Logger.With("component", "http"))
-	h := &Host{cfg: cfg, log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: limiter,
+	h := &Host{cfg: cfg, quit: make(chan struct{}), log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: limiter,
 		inbox: &inbox{max: 500}, push: pushStore, own: map[string]struct{}{},
 		statusDirty: make(chan struct{}, 1), lock: lock}
 	h.guard.setAddr(ln.Addr())
@@ -296,7 +298,7 @@ func Open(cfg Config) (*Host, error) {
 
 	mux := http.NewServeMux()
 	a := &api{store: describedStore{h.db}, engine: h.engine, log: h.log, guard: h.guard, base: h.URL,
-		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions}
+		inbox: h.inbox, push: pushStore, pushKey: vapid.Public, onShow: cfg.OnShow, revoke: h.RevokeSessions, quit: h.Quit}
 	a.routes(mux)
 	mux.Handle("GET /api/actions/export", &exportHandler{db: h.db, api: a})
 	if fw != nil {
@@ -463,6 +465,14 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { h.pruneLoop(ctx) })
 	wg.Go(func() { h.sender.Run(ctx) })
+	go func() {
+		select {
+		case <-h.quit:
+			h.log.Info("quit requested")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	h.log.Info("synctray host listening", "url", h.URL(), "upstream", h.cfg.UpstreamURL, "data_dir", h.cfg.DataDir)
 
 	<-ctx.Done()
@@ -477,6 +487,11 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, h.Close())
 }
+
+// Quit makes Run shut down as if its context was cancelled: the way to
+// stop a host that no signal reaches (a Windows GUI-subsystem build has no
+// console for Ctrl+C). POST /api/quit and `synctray quit` call it.
+func (h *Host) Quit() { h.quitOnce.Do(func() { close(h.quit) }) }
 
 // Close closes the outbox and the listener and releases the data dir;
 // Run calls it. It is safe to call twice.

@@ -293,6 +293,8 @@ func wineUUID() string {
 
 // wineServe is `synctray.exe serve` running under wine.
 type wineServe struct {
+	exe  string
+	addr string
 	cmd  *exec.Cmd
 	out  *wineLog
 	done chan struct{}
@@ -321,7 +323,7 @@ func (l *wineLog) String() string {
 // The process is killed at cleanup if the test did not stop it.
 func (p *winePrefix) startServe(t *testing.T, exe, addr string) *wineServe {
 	t.Helper()
-	s := &wineServe{out: &wineLog{}, done: make(chan struct{})}
+	s := &wineServe{exe: exe, addr: addr, out: &wineLog{}, done: make(chan struct{})}
 	// Bounded like every wine call: no test runs that long.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	s.cmd = exec.CommandContext(ctx, "wine", exe, "serve", "--addr", addr)
@@ -345,21 +347,6 @@ func (p *winePrefix) startServe(t *testing.T, exe, addr string) *wineServe {
 	return s
 }
 
-// stop sends SIGINT (wine turns it into a console Ctrl-C event, which Go
-// delivers as os.Interrupt) and waits at most limit for the exit.
-func (s *wineServe) stop(limit time.Duration) (time.Duration, error) {
-	start := time.Now()
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
-		return 0, err
-	}
-	select {
-	case <-s.done:
-		return time.Since(start), s.err
-	case <-time.After(limit):
-		return time.Since(start), fmt.Errorf("still running %v after SIGINT", limit)
-	}
-}
-
 // wineIsGUI reports whether exe is a GUI-subsystem build (what `fyne
 // package` makes) rather than a console one.
 func wineIsGUI(t *testing.T, exe string) bool {
@@ -376,30 +363,31 @@ func wineIsGUI(t *testing.T, exe string) bool {
 	return oh.Subsystem == pe.IMAGE_SUBSYSTEM_WINDOWS_GUI
 }
 
-// stopServe stops s with SIGINT and reports whether that was a clean stop
-// (exit 0 after "synctray host stopped"). A console build must stop so. A
-// GUI-subsystem build has no console under wine, so wine has no Ctrl-C
-// event to turn SIGINT into (and SIGTERM kills at once): then the process
-// is killed (SIGKILL, as wineserver -k would, without restarting the
-// prefix's services) and stopServe reports false.
-func (p *winePrefix) stopServe(t *testing.T, s *wineServe, gui bool) bool {
+// stopServe stops s cleanly (exit 0 after "synctray host stopped"): a
+// console build with SIGINT (wine's console Ctrl-C); a GUI-subsystem build,
+// which has no console for Ctrl-C under wine or on Windows, with
+// `synctray.exe quit`, run under wine in the same prefix.
+func (p *winePrefix) stopServe(t *testing.T, s *wineServe, gui bool) {
 	t.Helper()
-	limit := 10 * time.Second
+	start := time.Now()
+	how := "SIGINT"
 	if gui {
-		limit = 3 * time.Second // no console, no Ctrl-C: do not wait long
+		how = "synctray.exe quit"
+		if out, stderr, err := p.wine(t, time.Minute, s.exe, "quit", "--addr", s.addr); err != nil || !strings.Contains(out, "stopped") {
+			t.Fatalf("synctray.exe quit: %v: %q %s\nserve:\n%s", err, out, stderr, s.out.String())
+		}
+	} else if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
 	}
-	took, err := s.stop(limit)
-	if err == nil && strings.Contains(s.out.String(), "synctray host stopped") {
-		wineFigure(t, "SIGINT -> clean stop (exit 0, \"synctray host stopped\") in %.2f s", took.Seconds())
-		return true
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after %s:\n%s", how, s.out.String())
 	}
-	if !gui {
-		t.Fatalf("the console build did not stop cleanly on SIGINT (%v):\n%s", err, s.out.String())
+	if s.err != nil || !strings.Contains(s.out.String(), "synctray host stopped") {
+		t.Fatalf("no clean stop after %s (%v):\n%s", how, s.err, s.out.String())
 	}
-	s.cmd.Process.Kill()
-	<-s.done
-	wineFigure(t, "GUI-subsystem build: no clean stop on SIGINT under wine (%v): killed (SIGKILL)", err)
-	return false
+	wineFigure(t, "%s -> clean stop (exit 0, \"synctray host stopped\") in %.2f s", how, time.Since(start).Seconds())
 }
 
 // wineHealth waits (at most limit) for GET /healthz and returns its answer.
@@ -431,10 +419,9 @@ func wineHealth(t *testing.T, s *wineServe, addr string, limit time.Duration) (m
 // wineServeCheck runs exe serve in p with the default data dir: /healthz
 // names %AppData%\synctray, whose API token (in the prefix) enqueues an
 // action that the built-in upstream syncs, as `outbox list --json` (run
-// under wine too) shows; SIGINT stops it cleanly, and a second start finds
-// the outbox intact (the host checks it at start) with the action in it
-// (after a kill, for a GUI build: see stopServe).
-// gui says whether exe is a GUI-subsystem build (see stopServe).
+// under wine too) shows; it stops cleanly (see stopServe), and a second
+// start finds the outbox intact (the host checks it at start) with the
+// action in it. gui says whether exe is a GUI-subsystem build.
 func wineServeCheck(t *testing.T, p *winePrefix, exe string, gui bool) {
 	t.Helper()
 	dataDir := p.path("AppData/Roaming/synctray")

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -177,15 +176,15 @@ func Summary(err error) string {
 	var dns *net.DNSError
 	var op *net.OpError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT), isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded), isAny(err, errsTimedOut), isTimeout(err):
 		return "Upstream did not answer in time"
 	case errors.Is(err, context.Canceled):
 		return "Sync was interrupted"
 	case errors.As(err, &dns):
 		return "Upstream not reachable (its name does not resolve)"
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case isAny(err, errsUnreachable):
 		return "Upstream not reachable"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+	case isAny(err, errsClosed),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "Upstream closed the connection"
 	case errors.As(err, &op):
@@ -195,6 +194,19 @@ func Summary(err error) string {
 		return "Upstream's TLS certificate was not accepted"
 	}
 	return Line(err.Error())
+}
+
+// IsConnRefused reports whether err is a refused connection (nothing
+// listens there), on every platform.
+func IsConnRefused(err error) bool { return isAny(err, errsRefused) }
+
+func isAny(err error, targets []error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTimeout(err error) bool {

@@ -46,7 +46,7 @@ func exposed(path string, fi os.FileInfo) (how, fix string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("read ACL: %w", err)
 	}
-	fix = fmt.Sprintf(`icacls "%s" /inheritance:r /grant:r "%%USERNAME%%:F"`, path)
+	fix = `keep it to yourself: icacls FILE /inheritance:r /grant:r "%USERNAME%:F"`
 	dacl, _, err := sd.DACL()
 	if err != nil || dacl == nil {
 		// No DACL at all means everyone has full access.

@@ -38,7 +38,7 @@ func TestExposedWindowsNamesEveryone(t *testing.T) {
 	if !strings.Contains(how, "Everyone") && !strings.Contains(how, "S-1-1-0") {
 		t.Errorf("Exposed = %q, want it to name Everyone", how)
 	}
-	if !strings.HasPrefix(fix, "icacls ") {
+	if !strings.Contains(fix, "icacls FILE ") {
 		t.Errorf("fix = %q, want an icacls command", fix)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"syscall"
+	"time"
 
 	"synctray/internal/private"
 )
@@ -118,7 +120,7 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", base, err)
 	}
@@ -140,4 +142,27 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync dir: %w", err)
 	}
 	return nil
+}
+
+// rename is os.Rename, retried for up to a second on Windows, where
+// replacing a file fails while another handle has it open (a reader of
+// the file, a virus scanner, the search indexer) and succeeds once it is
+// closed.
+func rename(from, to string) error {
+	err := os.Rename(from, to)
+	if runtime.GOOS != "windows" {
+		return err
+	}
+	for wait := 10 * time.Millisecond; busy(err) && wait < time.Second; wait *= 2 {
+		time.Sleep(wait)
+		err = os.Rename(from, to)
+	}
+	return err
+}
+
+// busy reports a Windows "in use" error: ERROR_ACCESS_DENIED (5) or
+// ERROR_SHARING_VIOLATION (32).
+func busy(err error) bool {
+	var errno syscall.Errno
+	return errors.As(err, &errno) && (errno == 5 || errno == 32)
 }

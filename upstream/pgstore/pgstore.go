@@ -44,6 +44,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"synctray/internal/failure"
 	"synctray/upstream"
 )
 
@@ -115,7 +116,7 @@ func open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	defer cancel()
 	if err := pool.Ping(mctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres store: connect: %w", err)
+		return nil, connectError(err)
 	}
 	if _, _, err := migrate(mctx, pool, Migrations); err != nil {
 		pool.Close()
@@ -167,7 +168,7 @@ func Migrate(ctx context.Context, dsn string, opts Options) (from, to int, err e
 	mctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.ConnectTimeout, 15*time.Second))
 	defer cancel()
 	if err := pool.Ping(mctx); err != nil {
-		return 0, 0, scrub(fmt.Errorf("postgres store: connect: %w", err), secrets)
+		return 0, 0, scrub(connectError(err), secrets)
 	}
 	from, to, err = migrate(mctx, pool, Migrations)
 	if err != nil {
@@ -593,4 +594,13 @@ func (s *Store) listenOnce(up func()) error {
 			return err
 		}
 	}
+}
+
+// connectError says why connecting failed; a refused connection in the
+// same words on every platform (Winsock's text differs).
+func connectError(err error) error {
+	if failure.IsConnRefused(err) {
+		return fmt.Errorf("postgres store: connect: connection refused (is PostgreSQL running at the DSN's address?): %w", err)
+	}
+	return fmt.Errorf("postgres store: connect: %w", err)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"synctray/internal/testsupport"
 	"synctray/upstream"
 )
 
@@ -59,7 +60,7 @@ func Run(t *testing.T, fresh func(t *testing.T) DB) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := fresh(t)
 			if tc.shared && !db.Shared {
-				t.Skip("the store has one instance per database")
+				testsupport.Skip(t, "the store has one instance per database")
 			}
 			tc.test(t, &harness{db: db})
 		})

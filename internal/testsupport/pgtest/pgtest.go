@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,6 +171,11 @@ func binDir() (string, error) {
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil && has(filepath.Dir(p)) {
 		return filepath.Dir(p), nil
+	}
+	if runtime.GOOS == "windows" {
+		// Not the Unix places (under wine they are the Linux host's
+		// files, which a Windows program cannot run).
+		return "", ErrNoPostgres
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int { // newest version first
