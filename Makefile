@@ -3,6 +3,8 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/synctray
+# The fyne tool (fyne package), pinned, built for this machine.
+FYNE    := bin/tools/fyne
 # Debian packages: to build and run, cgo for SQLite and Fyne (GLFW, X11);
 # to test, also Chromium for the browser tests and Xvfb/DBus/ImageMagick
 # for the tray tests and screenshots.
@@ -95,7 +97,6 @@ package: deps $(FYNE)
 # machine first, without the mingw CC. fyne package bumps Build in
 # FyneApp.toml: the file is put back.
 WINDOWS_ENV := CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc
-FYNE := bin/tools/fyne
 $(FYNE):
 	GOBIN=$(CURDIR)/bin/tools $(GO) install fyne.io/tools/cmd/fyne@v1.7.4
 
