@@ -676,12 +676,19 @@ func TestWineInstallerOptions(t *testing.T) {
 	p := wineNewPrefix(t)
 	instDir := p.path("AppData/Local/Programs/synctray")
 	winInst := p.winPath(`AppData\Local\Programs\synctray`)
-	runValue := func() string {
-		t.Helper()
-		vals, _ := p.regQuery(t, wineRunKey)
-		return vals["synctray"]
-	}
 	wantRun := `"` + winInst + `\synctray.exe"`
+	// The Run value once it is want, or as it is after 5 s: wine has been
+	// seen to answer `reg query` before the writes of an installer that
+	// already exited are visible there.
+	runValue := func(want string) string {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			vals, _ := p.regQuery(t, wineRunKey)
+			if got := vals["synctray"]; strings.EqualFold(got, want) || time.Now().After(end) {
+				return got
+			}
+		}
+	}
 
 	wineInstall(t, p, setup, "/AUTOSTART=yes")
 	if wineExists(instDir) {
@@ -692,19 +699,19 @@ func TestWineInstallerOptions(t *testing.T) {
 	if !wineExists(filepath.Join(instDir, "synctray.exe")) {
 		t.Fatal("/S /AUTOSTART=1 installed nothing")
 	}
-	if got := runValue(); !strings.EqualFold(got, wantRun) {
+	if got := runValue(wantRun); !strings.EqualFold(got, wantRun) {
 		t.Fatalf("after /AUTOSTART=1: %s synctray = %q, want %q", wineRunKey, got, wantRun)
 	}
 	wineInstall(t, p, setup) // a reinstall keeps the choice
-	if got := runValue(); !strings.EqualFold(got, wantRun) {
+	if got := runValue(wantRun); !strings.EqualFold(got, wantRun) {
 		t.Fatalf("a reinstall without /AUTOSTART dropped Start at login: %q", got)
 	}
 	wineInstall(t, p, setup, "/autostart=0") // options are case-insensitive
-	if got := runValue(); got != "" {
+	if got := runValue(""); got != "" {
 		t.Fatalf("after /AUTOSTART=0: %s synctray = %q, want none", wineRunKey, got)
 	}
 	wineInstall(t, p, setup, "/AUTOSTART=1")
-	if got := runValue(); !strings.EqualFold(got, wantRun) {
+	if got := runValue(wantRun); !strings.EqualFold(got, wantRun) {
 		t.Fatalf("after /AUTOSTART=1 again: %q", got)
 	}
 	wineFigure(t, "/AUTOSTART=yes refused, =1 sets the Run value, a reinstall keeps it, =0 removes it")
@@ -732,7 +739,7 @@ func TestWineInstallerOptions(t *testing.T) {
 			t.Errorf("still there after uninstall.exe /S /PURGE=1: %s", f)
 		}
 	}
-	if got := runValue(); got != "" {
+	if got := runValue(""); got != "" {
 		t.Errorf("the uninstaller left %s synctray = %q", wineRunKey, got)
 	}
 	if _, ok := p.regQuery(t, wineUninstKey); ok {
