@@ -127,7 +127,7 @@ release: package deb windows installer
 
 # The Debian package: bin/synctray_<version>_amd64.deb, made by nfpm (from
 # the Go module proxy, pinned) from packaging/linux/nfpm.yaml: the binary
-# of `make build`, the .desktop file, the icons, the man page and the
+# (stripped), the .desktop file, the icons, the man page and the
 # copyright file (synctray's terms and the licenses of every Go module in
 # the binary). The one version is FyneApp.toml's. Before packing, it checks
 # that nfpm.yaml's Depends has the package of every library the binary
@@ -137,17 +137,18 @@ release: package deb windows installer
 # are the last commit's (SOURCE_DATE_EPOCH): the same binary and tree give
 # the same .deb, byte for byte.
 NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
-deb: build
+DEB_BIN := bin/deb/synctray
+deb:
+	mkdir -p bin/deb && $(GO) build -ldflags "-s -w" -o $(DEB_BIN) .   # stripped, as Debian ships programs
 	@set -e; depends=$$(awk '/^depends:/ {f=1; next} f && /^  - / {print $$2; next} {f=0}' packaging/linux/nfpm.yaml); \
-	libs="$$(objdump -p $(BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u || true)"; \
+	libs="$$(objdump -p $(DEB_BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(DEB_BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u || true)"; \
 	for lib in $$libs; do \
 	  pkg=$$(dpkg -S /lib/x86_64-linux-gnu/$$lib /usr/lib/x86_64-linux-gnu/$$lib 2>/dev/null | head -1 | cut -d: -f1); \
-	  [ -n "$$pkg" ] || { echo "deb: no installed package has $$lib, which $(BIN) needs" >&2; exit 1; }; \
-	  echo " $$depends " | tr '\n' ' ' | grep -q " $$pkg " || { echo "deb: $(BIN) needs $$lib, but $$pkg is not in packaging/linux/nfpm.yaml's depends" >&2; exit 1; }; \
+	  [ -n "$$pkg" ] || { echo "deb: no installed package has $$lib, which $(DEB_BIN) needs" >&2; exit 1; }; \
+	  echo " $$depends " | tr '\n' ' ' | grep -q " $$pkg " || { echo "deb: $(DEB_BIN) needs $$lib, but $$pkg is not in packaging/linux/nfpm.yaml's depends" >&2; exit 1; }; \
 	done
-	rm -rf bin/deb && mkdir -p bin/deb
 	gzip -9n < packaging/linux/synctray.1 > bin/deb/synctray.1.gz
-	$(GO) run ./packaging/debcopyright $(BIN) > bin/deb/copyright
+	$(GO) run ./packaging/debcopyright $(DEB_BIN) > bin/deb/copyright
 	rm -f bin/synctray_*_amd64.deb
 	VERSION=$(VERSION) SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
 	  $(GO) run $(NFPM) pkg --packager deb --config packaging/linux/nfpm.yaml --target bin/
