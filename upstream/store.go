@@ -40,6 +40,9 @@ type Store interface {
 	// IntegrityCheck checks the database and returns an error saying
 	// what is wrong, if anything.
 	IntegrityCheck(ctx context.Context) error
+	// Ping checks that the database answers a query before ctx ends (for
+	// /healthz); it returns an error after Close.
+	Ping(ctx context.Context) error
 	// Subscribe returns a channel of the events committed from now on,
 	// in cursor order, buffering up to buffer of them, and a function
 	// that cancels the subscription (safe to call more than once). The

@@ -434,6 +434,15 @@ func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// Ping implements upstream.Store: a round trip on a connection of the
+// pool (it waits for one when all are busy).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
 // IntegrityCheck implements upstream.Store. It checks, in one snapshot,
 // what the schema cannot say by itself: cursors run 1..last_cursor
 // without gaps, every applied key has exactly one event and no rejected
