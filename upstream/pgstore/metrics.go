@@ -39,7 +39,9 @@ func (s *Store) Describe(ch chan<- *prometheus.Desc) {
 func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	st := s.pool.Stat()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge(poolAcquiredDesc, float64(st.AcquiredConns()))
 	gauge(poolIdleDesc, float64(st.IdleConns()))
 	gauge(poolTotalDesc, float64(st.TotalConns()))
