@@ -443,9 +443,16 @@ func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
 }
 
 // Ping implements upstream.Store: a round trip on a connection of the
-// pool (it waits for one when all are busy).
+// pool (it waits for one when all are busy). A connection that died
+// while idle (the database restarted) fails its ping and leaves the
+// pool: Ping then tries again, on another or a new one, as many times
+// as the pool may hold connections.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
+	err := s.pool.Ping(ctx)
+	for i := int32(0); err != nil && ctx.Err() == nil && i < s.pool.Config().MaxConns; i++ {
+		err = s.pool.Ping(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
 	return nil

@@ -91,7 +91,7 @@ func TestHealthzAndMetricsOfAPostgreSQLUpstream(t *testing.T) {
 	}
 	for _, want := range []string{
 		"synctray_upstream_db_pool_max_conns 3",
-		"synctray_upstream_db_pool_acquired_conns 0",
+		"synctray_upstream_db_pool_acquired_conns ", // the follower may hold one
 		"synctray_upstream_db_pool_idle_conns ",
 		"synctray_upstream_db_pool_total_conns ",
 		"synctray_upstream_db_pool_acquires_total ",
