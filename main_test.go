@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -20,16 +21,22 @@ import (
 
 	"synctray/internal/testsupport"
 	"synctray/internal/testsupport/idemserver"
+	"synctray/internal/testsupport/pgtest"
 	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver/outboxdb"
 	"synctray/upstream"
+	"synctray/upstream/pgstore"
 )
 
 // binary is the synctray binary built once for the end-to-end tests.
 var binary string
 
 func TestMain(m *testing.M) {
-	testsupport.MainWithBinary(m, "synctray", &binary, nil)
+	testsupport.MainWithBinary(m, "synctray", &binary, func() {
+		if err := pgtest.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	})
 }
 
 // proc is the synctray binary running as a subprocess.
@@ -95,10 +102,39 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: skipped in -short mode only")
 	}
-	const n = 2000
 	// A little latency keeps batches in flight, so kills land mid-sync.
 	_, upStore, upURL := testupstream.Start(t, upstream.Options{Faults: upstream.Faults{Latency: 2 * time.Millisecond}})
-	st := crashStorm(t, n, []string{"serve", "--upstream", upURL, "--batch-size", "40", "--log-level", "warn"}, func(base, k string) *http.Request {
+	crashRecovery(t, upStore, []string{"--upstream", upURL}, "crash test", "crashtest.txt")
+}
+
+// TestCrashRecoveryPostgres is TestCrashRecovery against a real `synctray
+// upstream` process whose store is in PostgreSQL (--db-file), with a
+// token.
+func TestCrashRecoveryPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped in -short mode only")
+	}
+	dsn := pgtest.DB(t)
+	tokFile := writeSecret(t, "upstream-token", testsupport.NewKey())
+	logf := logFile(t, "upstream.log")
+	up := startUpstreamProc(t, logf, testsupport.FreeAddr(t), "--db-file", writeSecret(t, "dsn", dsn),
+		"--token-file", tokFile, "--latency", "2ms")
+	upStore, err := pgstore.Open(context.Background(), dsn, pgstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upStore.Close()
+	crashRecovery(t, upStore, []string{"--upstream", up.url(), "--upstream-token-file", tokFile}, "crash test (PostgreSQL upstream)", "crashtest-postgres.txt")
+	up.stop(t)
+}
+
+// crashRecovery is the crash test of protocol v1 against the upstream at
+// hostArgs (--upstream and its token) whose store is upStore: 2,000
+// actions, at least 20 SIGKILLs of the host (crashStorm); the figures go
+// to artifacts/artifact.
+func crashRecovery(t *testing.T, upStore upstream.Store, hostArgs []string, label, artifact string) {
+	const n = 2000
+	st := crashStorm(t, n, append([]string{"serve"}, append(hostArgs, "--batch-size", "40", "--log-level", "warn")...), func(base, k string) *http.Request {
 		req, _ := http.NewRequest("POST", base+"/api/actions", strings.NewReader(`{"type":"message","payload":{"k":"`+k+`"}}`))
 		req.Header.Set("Idempotency-Key", k)
 		return req
@@ -133,11 +169,88 @@ func TestCrashRecovery(t *testing.T) {
 		t.Errorf("outbox integrity: %v", err)
 	}
 	stats, _ := upStore.Stats(context.Background())
-	figures := fmt.Sprintf("crash test: %d actions, %d SIGKILLs, %d client retries, %v to drain; upstream applied %d keys (%d duplicates answered); integrity ok\n",
-		n, kills, retries, elapsed.Round(time.Millisecond), stats.Applied, stats.Duplicates)
+	figures := fmt.Sprintf("%s: %d actions, %d SIGKILLs, %d client retries, %v to drain; upstream applied %d keys (%d duplicates answered); integrity ok\n",
+		label, n, kills, retries, elapsed.Round(time.Millisecond), stats.Applied, stats.Duplicates)
 	t.Log(figures)
+	writeArtifact(t, artifact, figures)
+}
+
+// writeArtifact writes figures to artifacts/name.
+func writeArtifact(t *testing.T, name, figures string) {
 	if err := os.MkdirAll("artifacts", 0o755); err == nil {
-		os.WriteFile(filepath.Join("artifacts", "crashtest.txt"), []byte(figures), 0o644)
+		if err := os.WriteFile(filepath.Join("artifacts", name), []byte(figures), 0o644); err != nil {
+			t.Log(err)
+		}
+	}
+}
+
+// writeSecret writes content to a new file of mode 0600 and returns its path.
+func writeSecret(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// logFile creates a log file for a subprocess, closed when the test ends.
+func logFile(t *testing.T, name string) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// upstreamProc is a real `synctray upstream` process on a fixed address,
+// so that it can be killed and started again where its clients expect it.
+type upstreamProc struct {
+	addr string
+	args []string
+	logf *os.File
+	p    *proc
+}
+
+// startUpstreamProc starts `synctray upstream args… --addr addr` (with a
+// data dir of its own) and waits until its /healthz answers 200, which
+// says that its database does.
+func startUpstreamProc(t *testing.T, logf *os.File, addr string, args ...string) *upstreamProc {
+	t.Helper()
+	u := &upstreamProc{addr: addr, logf: logf,
+		args: append([]string{"upstream", "--addr", addr, "--data-dir", t.TempDir(), "--log-level", "warn"}, args...)}
+	u.start(t)
+	return u
+}
+
+func (u *upstreamProc) url() string { return "http://" + u.addr }
+
+func (u *upstreamProc) start(t *testing.T) {
+	t.Helper()
+	u.p = startProc(t, u.logf, u.args...)
+	waitHealthy(t, u.url(), u.p)
+}
+
+// kill kills it with SIGKILL and waits until it is gone.
+func (u *upstreamProc) kill() {
+	u.p.cmd.Process.Kill()
+	<-u.p.done
+}
+
+// stop stops it as an init system would (SIGTERM) and checks that it
+// shut down cleanly.
+func (u *upstreamProc) stop(t *testing.T) {
+	t.Helper()
+	u.p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-u.p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream did not stop within 30 s of SIGTERM")
+	}
+	if !u.p.cmd.ProcessState.Success() {
+		t.Errorf("upstream exit after SIGTERM: %v", u.p.cmd.ProcessState)
 	}
 }
 
@@ -315,9 +428,7 @@ func TestCrashRecoveryHTTPMode(t *testing.T) {
 	figures := fmt.Sprintf("crash test (http mode): %d writes, %d SIGKILLs, %d client retries, %v to drain; backend applied %d keys once each, got %d requests; integrity ok\n",
 		n, kills, retries, elapsed.Round(time.Millisecond), len(counts), backend.Requests())
 	t.Log(figures)
-	if err := os.MkdirAll("artifacts", 0o755); err == nil {
-		os.WriteFile(filepath.Join("artifacts", "crashtest-http.txt"), []byte(figures), 0o644)
-	}
+	writeArtifact(t, "crashtest-http.txt", figures)
 }
 
 func TestVersionPrintsTheVersionAndTheCommit(t *testing.T) {

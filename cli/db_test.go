@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,20 @@ func TestTheUpstreamRefusesABadDatabaseConfiguration(t *testing.T) {
 // returns its URL and its log.
 func startUpstreamCLI(t *testing.T, args ...string) (string, *testsupport.SyncBuffer) {
 	t.Helper()
+	url, logs, stop := runUpstreamCLI(t, args...)
+	t.Cleanup(func() {
+		if code := stop(); code != 0 {
+			t.Errorf("upstream exit %d:\n%s", code, logs.String())
+		}
+	})
+	return url, logs
+}
+
+// runUpstreamCLI runs `synctray upstream args…` and returns its URL, its
+// log, and stop, which cancels its context (as SIGTERM does) and returns
+// its exit code. stop may be called more than once.
+func runUpstreamCLI(t *testing.T, args ...string) (string, *testsupport.SyncBuffer, func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
@@ -91,19 +106,23 @@ func startUpstreamCLI(t *testing.T, args ...string) (string, *testsupport.SyncBu
 		done <- Main(ctx, append([]string{"upstream", "--addr", "127.0.0.1:0"}, args...), stdoutW, logs)
 		stdoutW.Close()
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("upstream exit %d:\n%s", code, logs.String())
-		}
-		stdoutR.Close()
-	})
+	var once sync.Once
+	var code int
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			code = <-done
+			stdoutR.Close()
+		})
+		return code
+	}
 	line := make([]byte, 256)
 	n, err := stdoutR.Read(line)
 	if err != nil {
+		stop()
 		t.Fatalf("no start line: %v\n%s", err, logs.String())
 	}
-	return strings.TrimSpace(strings.TrimPrefix(string(line[:n]), "synctray upstream is running at ")), logs
+	return strings.TrimSpace(strings.TrimPrefix(string(line[:n]), "synctray upstream is running at ")), logs, stop
 }
 
 func TestTheUpstreamKeepsItsStoreInPostgreSQL(t *testing.T) {

@@ -241,7 +241,7 @@ func TestTheStandaloneUpstreamDoesNotShareTheBuiltInOnesStore(t *testing.T) {
 	})
 	t.Run("it refuses the store of a running built-in upstream", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "upstream")
-		_, runUp, err := startUpstream(dir, "127.0.0.1:0", upstreamDB{}, upstream.Options{Token: strings.Repeat("ef", 32), Logger: testsupport.Logger(t)})
+		_, runUp, err := startUpstream(dir, "127.0.0.1:0", upstreamDB{}, upstream.Options{Token: strings.Repeat("ef", 32), Logger: testsupport.Logger(t)}, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -148,7 +148,7 @@ func (h *hostFlags) openHost(ctx context.Context, log *slog.Logger, onShow func(
 			cancel()
 			return nil, nil, fmt.Errorf("built-in upstream token: %w", err)
 		}
-		url, run, err := startUpstream(dir, "127.0.0.1:0", upstreamDB{}, upstream.Options{Token: upToken, Logger: log.With("component", "upstream")})
+		url, run, err := startUpstream(dir, "127.0.0.1:0", upstreamDB{}, upstream.Options{Token: upToken, Logger: log.With("component", "upstream")}, 5*time.Second)
 		if err != nil {
 			cancel()
 			return nil, nil, fmt.Errorf("start built-in upstream: %w", err)

@@ -43,6 +43,7 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&f.ThrottleRate, "throttle-rate", 0, "fraction of batches answered 429 with Retry-After")
 	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After sent with 429")
 	fs.DurationVar(&f.Latency, "latency", 0, "added latency per batch")
+	shutdown := fs.Duration("shutdown-timeout", defaultShutdownTimeout, "on SIGTERM or ^C, how long requests in flight may take to finish before their connections are cut")
 	pos, given, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -95,7 +96,10 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if db.dsn != "" {
 		log.Info("the store is in PostgreSQL", "db", pgstore.Redact(db.dsn), "pool", db.pool)
 	}
-	url, run, err := startUpstream(c.dataDir, c.addr, db, opts)
+	if *shutdown <= 0 {
+		return fmt.Errorf("--shutdown-timeout %v: want more than 0", *shutdown)
+	}
+	url, run, err := startUpstream(c.dataDir, c.addr, db, opts, *shutdown)
 	if err != nil {
 		return err
 	}
@@ -105,6 +109,9 @@ func runUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // defaultDBPool is --db-pool's default.
 const defaultDBPool = 10
+
+// defaultShutdownTimeout is --shutdown-timeout's default.
+const defaultShutdownTimeout = 20 * time.Second
 
 // upstreamDB says where the upstream keeps its store: SQLite in its data
 // dir (the zero value) or the PostgreSQL database dsn, with a pool of
@@ -194,12 +201,20 @@ func migrateUpstream(ctx context.Context, dir string, db upstreamDB, stdout io.W
 }
 
 // startUpstream opens the upstream store and listens on addr; run serves
-// until ctx is cancelled and closes the store. A SQLite store is
+// until ctx is cancelled, then shuts down gracefully: it stops accepting
+// connections, ends the WebSocket streams (their clients reconnect, to
+// another instance behind a load balancer), lets the requests in flight
+// finish for up to grace (a batch being applied gets its answer), cuts
+// the connections of those still running (their batches roll back: the
+// hosts send them again), and closes the store. A SQLite store is
 // upstream.db in dir, which is locked while it runs: the lock keeps a
 // standalone upstream and a host's built-in one (or two standalone ones)
 // from sharing a store. A PostgreSQL store (db.dsn) leaves dir alone: any
 // number of instances share the database.
-func startUpstream(dir, addr string, db upstreamDB, opts upstream.Options) (url string, run func(context.Context) error, err error) {
+func startUpstream(dir, addr string, db upstreamDB, opts upstream.Options, grace time.Duration) (url string, run func(context.Context) error, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	var lock *datadir.Lock // nil with PostgreSQL; Release takes nil
 	var store upstream.Store
 	if db.dsn == "" {
@@ -241,13 +256,15 @@ func startUpstream(dir, addr string, db upstreamDB, opts upstream.Options) (url 
 		var err error
 		select {
 		case <-ctx.Done():
+			opts.Logger.Info("shutting down: finishing the requests in flight", "within", grace)
 		case err = <-errc:
 		}
 		srv.Close()
-		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		if e := hs.Shutdown(shutCtx); e != nil && err == nil {
-			err = e
+		if e := hs.Shutdown(shutCtx); e != nil {
+			opts.Logger.Warn("requests still in flight after the shutdown timeout: cutting their connections", "timeout", grace)
+			hs.Close()
 		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil

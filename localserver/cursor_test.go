@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"synctray/internal/testsupport"
+	"synctray/internal/testsupport/testupstream"
 	"synctray/localserver"
 	"synctray/upstream"
 )
@@ -92,4 +93,99 @@ func TestEventsCursor(t *testing.T) {
 			t.Fatalf("temporary files left: %v", tmp)
 		}
 	})
+}
+
+// TestRestartsWhileEventsStreamInAnnounceEachEventOnce restarts the host
+// again and again while another client's actions stream in: across the
+// restarts, its pages get every event exactly once. (An event delivered
+// while the host stopped used to have its cursor saved after the hub had
+// closed: announced to nobody, and not again after the restart.)
+func TestRestartsWhileEventsStreamInAnnounceEachEventOnce(t *testing.T) {
+	_, upStore, upURL := testupstream.Start(t, upstream.Options{})
+	cfg := localserver.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", UpstreamURL: upURL, WorkOffline: true,
+		Logger: testsupport.Logger(t), HubBuffer: 1 << 14}
+	const batches, perBatch, restarts = 200, 20, 20
+	var sent []string
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for range batches {
+			time.Sleep(2 * time.Millisecond)
+			var acts []upstream.Action
+			for range perBatch {
+				acts = append(acts, upstream.Action{Key: testsupport.NewKey(), Type: "message", Payload: json.RawMessage(`{}`), CreatedAt: time.Now()})
+			}
+			if _, err := upStore.Apply(context.Background(), acts); err != nil {
+				t.Error(err)
+				return
+			}
+			for _, a := range acts {
+				sent = append(sent, a.Key)
+			}
+		}
+	}()
+
+	// run runs the host until until says so, counting the messages it
+	// announces until its hub closes.
+	var got []string
+	run := func(until func() bool) {
+		h, err := localserver.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := h.Hub().Subscribe(0) // before Run, which starts the follower
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- h.Run(ctx) }()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for stopping := false; ; {
+			select {
+			case ev, ok := <-sub.C:
+				if !ok {
+					if !stopping {
+						t.Fatal("the hub dropped the subscription")
+					}
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				if ev.Kind == "message" {
+					got = append(got, ev.Message.Key)
+				}
+			case <-tick.C:
+				if !stopping && until() {
+					stopping = true
+					cancel()
+				}
+			}
+		}
+	}
+	for i := range restarts {
+		deadline := time.Now().Add(time.Duration(20+7*i) * time.Millisecond)
+		run(func() bool { return time.Now().After(deadline) })
+	}
+	<-writerDone
+	deadline := time.Now().Add(15 * time.Second)
+	run(func() bool { return len(got) >= len(sent) || time.Now().After(deadline) })
+
+	seen := map[string]int{}
+	for _, k := range got {
+		seen[k]++
+	}
+	var twice, never int
+	for _, k := range sent {
+		switch seen[k] {
+		case 0:
+			never++
+		case 1:
+		default:
+			twice++
+		}
+	}
+	if never+twice > 0 || len(got) != len(sent) {
+		t.Fatalf("%d events sent, %d announced: %d never, %d more than once", len(sent), len(got), never, twice)
+	}
 }

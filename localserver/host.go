@@ -89,6 +89,10 @@ type Config struct {
 	OnShow func() bool
 	// BodyTimeout bounds reading one request body; 0: 30 s.
 	BodyTimeout time.Duration
+	// HubBuffer is how many live events each subscriber of the hub (a
+	// page's /ws, the tray) may fall behind by before it is dropped and
+	// told to resync; 0: 256.
+	HubBuffer int
 }
 
 // Host is a running local host. Open it, Run it, and it closes itself
@@ -237,7 +241,7 @@ func Open(cfg Config) (*Host, error) {
 	undo = append(undo, func() { pushStore.Close() })
 
 	limiter := newConnLimiter(ln, maxUntrustedConns, untrustedGrace, cfg.Logger.With("component", "http"))
-	h := &Host{cfg: cfg, quit: make(chan struct{}), log: cfg.Logger, hub: NewHub(0, 0), guard: newGuard(token, []byte(sessionKey)), ln: limiter,
+	h := &Host{cfg: cfg, quit: make(chan struct{}), log: cfg.Logger, hub: NewHub(0, cfg.HubBuffer), guard: newGuard(token, []byte(sessionKey)), ln: limiter,
 		inbox: &inbox{max: 500}, push: pushStore, own: map[string]struct{}{},
 		statusDirty: make(chan struct{}, 1), lock: lock}
 	h.guard.setAddr(ln.Addr())
@@ -460,8 +464,11 @@ func (h *Host) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { h.engine.Run(ctx) })
 	wg.Go(func() { h.statusLoop(ctx) })
+	followDone := make(chan struct{})
 	if h.cfg.UpstreamProtocol == ProtocolSynctray {
-		wg.Go(func() { h.follow(ctx) }) // inbound events are a protocol v1 feature
+		wg.Go(func() { defer close(followDone); h.follow(ctx) }) // inbound events are a protocol v1 feature
+	} else {
+		close(followDone)
 	}
 	wg.Go(func() { h.pruneLoop(ctx) })
 	wg.Go(func() { h.sender.Run(ctx) })
@@ -476,6 +483,10 @@ func (h *Host) Run(ctx context.Context) error {
 	h.log.Info("synctray host listening", "url", h.URL(), "upstream", h.cfg.UpstreamURL, "data_dir", h.cfg.DataDir)
 
 	<-ctx.Done()
+	// The follower stops first: Shutdown closes the hub, and an event
+	// delivered after that would have its cursor saved without having
+	// reached pages and push (a restart would not announce it again).
+	<-followDone
 	shutCtx, cancelShut := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelShut()
 	err := h.srv.Shutdown(shutCtx)

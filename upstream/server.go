@@ -82,6 +82,7 @@ type Server struct {
 	mux     *http.ServeMux
 	up      websocket.Upgrader
 	subBuf  int // live events buffered per WebSocket subscriber
+	metrics *metrics
 
 	mu     sync.Mutex
 	conns  map[*websocket.Conn]struct{}
@@ -121,13 +122,15 @@ func NewServer(store Store, opts Options) *Server {
 		}
 	}
 	s.SetFaults(opts.Faults)
+	s.metrics = newMetrics(store, s.subscribers, s.log)
 	s.route("POST", "/v1/actions", s.v1(s.handleActions))
 	s.route("GET", "/v1/events", s.v1(s.handleEvents))
 	s.route("GET", "/v1/events/ws", s.v1(s.handleWS))
 	s.route("GET", "/v1/stats", s.v1(s.handleStats))
-	s.route("GET", "/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	})
+	s.route("GET", "/metrics", s.auth(s.metrics.handler(s.log.With("component", "metrics")).ServeHTTP))
+	// /healthz needs no token, for load balancers: it says only whether
+	// this instance and its database answer.
+	s.route("GET", "/healthz", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -240,13 +243,45 @@ func (s *Server) Close() {
 	}
 }
 
+// subscribers returns the number of live WebSocket subscribers.
+func (s *Server) subscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// HealthTimeout bounds the database ping of GET /healthz.
+const HealthTimeout = 2 * time.Second
+
+// handleHealth answers 200 {"ok":true} when the store answers a ping
+// within HealthTimeout, else 503 with a short JSON error (the cause is
+// logged, not shown: it may name the database).
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("health check: the database does not answer", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "database_unreachable", "the database does not answer")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
 // v1 wraps a /v1 handler with the Down fault and bearer authentication.
 func (s *Server) v1(h http.HandlerFunc) http.HandlerFunc {
+	authed := s.auth(h)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.faults.Load().Down {
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "upstream is down (injected fault)")
 			return
 		}
+		authed(w, r)
+	}
+}
+
+// auth wraps h with bearer authentication, when a token is configured.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if len(s.token) > 0 {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), s.token) != 1 {
@@ -312,12 +347,15 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	start := time.Now()
 	results, err := s.store.Apply(r.Context(), req.Actions)
 	if err != nil {
+		s.metrics.batchErr.Inc()
 		s.log.Error("apply batch", "err", err, "actions", len(req.Actions))
 		writeError(w, http.StatusInternalServerError, "internal", "could not apply the batch")
 		return
 	}
+	s.metrics.batch(results, time.Since(start))
 	if drop {
 		s.log.Info("injected fault: dropping connection after apply", "actions", len(req.Actions))
 		s.dropConn(w)

@@ -242,6 +242,16 @@ func (s *SQLiteStore) AppliedKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// Ping implements Store: it reads the counters row, so that the file,
+// not only the connection, answers.
+func (s *SQLiteStore) Ping(ctx context.Context) error {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT applied FROM counters WHERE id = 1`).Scan(&n); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
 // IntegrityCheck implements Store: PRAGMA integrity_check must say "ok".
 func (s *SQLiteStore) IntegrityCheck(ctx context.Context) error {
 	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")

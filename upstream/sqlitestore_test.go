@@ -54,3 +54,21 @@ func TestSQLiteStoreIsInWALMode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTheRejectHookIsFoundHoweverItsNameIsSpelled(t *testing.T) {
+	for payload, want := range map[string]string{
+		`{"_reject":"no"}`:                     "no",
+		`{"a":1, "_reject" : "no"}`:            "no",
+		`{"\u005freject":"escaped"}`:           "escaped",
+		`{"_rej\u0065ct":"escaped"}`:           "escaped",
+		`{"text":"say \"_reject\" politely"}`:  "",
+		`{"text":"\u00e9", "other":"_reject"}`: "",
+		`{"_reject":5}`:                        "",
+		`{"text":"hello"}`:                     "",
+		`["_reject"]`:                          "",
+	} {
+		if got := validate(act("k", "t", payload)); got != want {
+			t.Errorf("validate(%s) = %q, want %q", payload, got, want)
+		}
+	}
+}

@@ -40,6 +40,9 @@ type Store interface {
 	// IntegrityCheck checks the database and returns an error saying
 	// what is wrong, if anything.
 	IntegrityCheck(ctx context.Context) error
+	// Ping checks that the database answers a query before ctx ends (for
+	// /healthz); it returns an error after Close.
+	Ping(ctx context.Context) error
 	// Subscribe returns a channel of the events committed from now on,
 	// in cursor order, buffering up to buffer of them, and a function
 	// that cancels the subscription (safe to call more than once). The
@@ -181,7 +184,12 @@ func validate(a Action) string {
 	case !json.Valid(a.Payload):
 		return "payload is not valid JSON"
 	}
-	if p := bytes.TrimLeft(a.Payload, " \t\r\n"); len(p) > 0 && p[0] == '{' {
+	// The test hook: decoding every object to look for "_reject" was a
+	// tenth of the upstream's CPU. A payload without the name spelled out
+	// and without a \u escape (the only way to spell its letters
+	// otherwise) cannot have it.
+	if p := bytes.TrimLeft(a.Payload, " \t\r\n"); len(p) > 0 && p[0] == '{' &&
+		(bytes.Contains(p, []byte(`"_reject"`)) || bytes.Contains(p, []byte(`\u`))) {
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(p, &obj) == nil {
 			var msg string

@@ -13,7 +13,10 @@
 //
 // Event order: the counters row holds the highest cursor; Apply takes the
 // batch's cursors with UPDATE … SET last_cursor = last_cursor + n
-// RETURNING, last in its transaction. The row lock is held until commit,
+// RETURNING, last in its transaction, in one statement with the events'
+// INSERT and the NOTIFY (a round trip less while the lock is held: what
+// runs under it is serialized across instances, see
+// docs/benchmarks.md). The row lock is held until commit,
 // so a batch gets its cursors only after every batch with lower cursors
 // has committed: cursors follow commit order and a reader going on from
 // the last cursor it saw never skips an event committed late (a sequence
@@ -34,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,28 +350,34 @@ func (s *Store) apply(ctx context.Context, plan *upstream.Plan) ([]upstream.Resu
 	out := plan.Resolve(stored)
 
 	// Last, the counters row: its lock orders the batches' cursors by
-	// commit.
+	// commit. It is held until the commit, so that everything from here
+	// on is serialized across instances: one statement takes the
+	// cursors, inserts the events and queues the notification (delivered
+	// on commit, to every instance's listener).
 	d, k := out.Delta, int64(len(out.Applied))
-	var last int64
-	if err := tx.QueryRow(ctx, `UPDATE synctray_counters SET last_cursor = last_cursor + $1,
-		applied = applied + $2, duplicates = duplicates + $3, rejected = rejected + $4
-		WHERE id = 1 RETURNING last_cursor`, k, d.Applied, d.Duplicates, d.Rejected).Scan(&last); err != nil {
-		return nil, fmt.Errorf("update counters: %w", err)
-	}
-	if k > 0 {
+	if k == 0 {
+		if _, err := tx.Exec(ctx, `UPDATE synctray_counters SET applied = applied + $1,
+			duplicates = duplicates + $2, rejected = rejected + $3 WHERE id = 1`, d.Applied, d.Duplicates, d.Rejected); err != nil {
+			return nil, fmt.Errorf("update counters: %w", err)
+		}
+	} else {
 		evKeys, types, payloads, created := make([]string, k), make([]string, k), make([]string, k), make([]time.Time, k)
 		for i, e := range out.Applied {
 			evKeys[i], types[i], payloads[i], created[i] = e.Key, e.Type, string(e.Payload), e.CreatedAt
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO synctray_events (cursor, key, type, payload, created_at, applied_at)
-			SELECT $1 + u.ord, u.k, u.t, u.p, u.c, $6
-			FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS u (k, t, p, c, ord)`,
-			last-k, evKeys, types, payloads, created, now); err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
-		}
-		// Delivered on commit, to every instance's listener.
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, strconv.FormatInt(last, 10)); err != nil {
-			return nil, fmt.Errorf("notify: %w", err)
+		var last int64
+		if err := tx.QueryRow(ctx, `WITH c AS (
+				UPDATE synctray_counters SET last_cursor = last_cursor + $1,
+					applied = applied + $2, duplicates = duplicates + $3, rejected = rejected + $4
+				WHERE id = 1 RETURNING last_cursor
+			), e AS (
+				INSERT INTO synctray_events (cursor, key, type, payload, created_at, applied_at)
+				SELECT c.last_cursor - $1 + u.ord, u.k, u.t, u.p, u.ca, $9
+				FROM c, unnest($5::text[], $6::text[], $7::text[], $8::timestamptz[]) WITH ORDINALITY AS u (k, t, p, ca, ord)
+			)
+			SELECT last_cursor, pg_notify($10, last_cursor::text) FROM c`,
+			k, d.Applied, d.Duplicates, d.Rejected, evKeys, types, payloads, created, now, Channel).Scan(&last, nil); err != nil {
+			return nil, fmt.Errorf("record events: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -433,6 +441,22 @@ func (s *Store) AppliedKeys(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("query applied keys: %w", err)
 	}
 	return keys, nil
+}
+
+// Ping implements upstream.Store: a round trip on a connection of the
+// pool (it waits for one when all are busy). A connection that died
+// while idle (the database restarted) fails its ping and leaves the
+// pool: Ping then tries again, on another or a new one, as many times
+// as the pool may hold connections.
+func (s *Store) Ping(ctx context.Context) error {
+	err := s.pool.Ping(ctx)
+	for i := int32(0); err != nil && ctx.Err() == nil && i < s.pool.Config().MaxConns; i++ {
+		err = s.pool.Ping(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
 }
 
 // IntegrityCheck implements upstream.Store. It checks, in one snapshot,

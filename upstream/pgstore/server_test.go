@@ -2,6 +2,8 @@ package pgstore
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -48,5 +50,85 @@ func TestEveryInstanceStreamsEveryInstancesEvents(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "one,two,three" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+func getBody(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestHealthzAndMetricsOfAPostgreSQLUpstream checks that /healthz follows
+// the database (503 while it refuses connections, 200 again after) and
+// that /metrics serves the pool's statistics.
+func TestHealthzAndMetricsOfAPostgreSQLUpstream(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DB(t)
+	opts := testOptions()
+	opts.PoolSize = 3
+	s := openT(t, dsn, opts)
+	srv := upstream.NewServer(s, upstream.Options{Logger: quiet, Token: "tok"})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Close(); ts.Close() })
+	c := &upstream.Client{BaseURL: ts.URL, Token: "tok", HTTP: ts.Client()}
+	if _, err := c.Send(ctx, []upstream.Action{storetest.Act("a", "t", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body := getBody(t, ts.URL+"/metrics", "tok")
+	if code != 200 {
+		t.Fatalf("metrics: %d %s", code, body)
+	}
+	for _, want := range []string{
+		"synctray_upstream_db_pool_max_conns 3",
+		"synctray_upstream_db_pool_acquired_conns ", // the follower may hold one
+		"synctray_upstream_db_pool_idle_conns ",
+		"synctray_upstream_db_pool_total_conns ",
+		"synctray_upstream_db_pool_acquires_total ",
+		"synctray_upstream_db_pool_acquire_waits_total ",
+		"synctray_upstream_db_pool_acquire_wait_seconds_total ",
+		`synctray_upstream_actions_total{result="applied"} 1`,
+	} {
+		if !strings.Contains(body, "\n"+want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if code, _ := getBody(t, ts.URL+"/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("metrics without the token: %d, want 401", code)
+	}
+
+	if code, body := getBody(t, ts.URL+"/healthz", ""); code != 200 {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	// The database goes away: no new connections, the pool's are cut.
+	name := s.pool.Config().ConnConfig.Database
+	admin := connT(t, pgtest.WithDatabase(dsn, "postgres"))
+	for _, q := range []string{
+		`ALTER DATABASE ` + name + ` ALLOW_CONNECTIONS false`,
+		`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + name + `' AND pid <> pg_backend_pid()`,
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body = getBody(t, ts.URL+"/healthz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "database_unreachable") || strings.Contains(body, name) {
+		t.Fatalf("healthz with the database gone: %d %s; want 503 database_unreachable, naming nothing", code, body)
+	}
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := getBody(t, ts.URL+"/healthz", ""); code != 200 {
+		t.Fatalf("healthz with the database back: %d %s", code, body)
 	}
 }

@@ -9,7 +9,8 @@
 //	GET  /v1/events      ?after=CURSOR&limit=N  → {"events":[Event...],"next":CURSOR}
 //	GET  /v1/events/ws   ?after=CURSOR          WebSocket: backlog, then live events
 //	GET  /v1/stats       → Stats
-//	GET  /healthz        → {"ok":true} (no auth, no faults)
+//	GET  /healthz        → {"ok":true}; 503 when the database does not answer (no auth, no faults)
+//	GET  /metrics        Prometheus text format (the reference server's; not part of v1)
 //
 // Errors are {"error":{"code":"...","message":"..."}}. When a token is
 // configured, /v1/* needs "Authorization: Bearer TOKEN".

@@ -53,6 +53,7 @@ func Run(t *testing.T, fresh func(t *testing.T) DB) {
 		{"cancelling a subscription closes it, and cancelling again is harmless", false, testCancel},
 		{"Close closes every subscription", false, testCloseClosesSubscriptions},
 		{"a database of a newer schema is refused", false, testNewerSchema},
+		{"Ping answers while the store is open and fails once it is closed", false, testPing},
 		{"instances: keys sent to two instances at once are applied once", true, testInstancesExactlyOnce},
 		{"instances: a reader of events never skips one committed late while two instances commit", true, testInstancesGapFreeCursor},
 		{"instances: a subscriber on one instance gets the events applied on another, in order", true, testInstancesSubscribe},
@@ -568,6 +569,24 @@ func testNewerSchema(t *testing.T, h *harness) {
 	}
 	if !errors.Is(err, upstream.ErrNewerSchema) || !strings.Contains(err.Error(), "newer synctray") {
 		t.Fatalf("err = %v, want ErrNewerSchema saying a newer synctray wrote it", err)
+	}
+}
+
+func testPing(t *testing.T, h *harness) {
+	s, err := h.db.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping on an open store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("Ping on a closed store succeeded")
 	}
 }
 

@@ -226,18 +226,27 @@ func sharedCluster() (string, error) {
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 //
-// Without it the watchdog stops the cluster when the test binary ends.
+// Without it (or Stop) the watchdog stops the cluster when the test
+// binary ends.
 func Main(m *testing.M) int {
 	code := m.Run()
-	if shared.managed {
-		if err := shared.stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			if code == 0 {
-				code = 1
-			}
+	if err := Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if code == 0 {
+			code = 1
 		}
 	}
 	return code
+}
+
+// Stop stops the shared cluster if this binary started one, for a
+// TestMain that cannot use Main (it runs m.Run itself); call it after
+// the tests.
+func Stop() error {
+	if !shared.managed {
+		return nil
+	}
+	return shared.stop()
 }
 
 // DB creates a new, empty database for tb on the shared cluster (started
