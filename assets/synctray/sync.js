@@ -138,6 +138,9 @@ function onWorkerMessage(e) {
       break;
     case 'replayed-from-browser':
       emit({ type: 'replayed-from-browser', key: m.key, status: m.status, action: m.action || null });
+      // The host may have sent it on (and said so over /ws) before this
+      // page's socket was back: its state now, after the worker's answer.
+      catchUp();
       break;
     case 'failed-in-browser':
       emit({ type: 'failed-in-browser', key: m.key, status: m.status, error: m.error });
@@ -154,6 +157,7 @@ export function subscribe(callback) {
       onEvent,
       onOpen: () => {
         refreshStatus();
+        catchUp(); // changes made while the socket was down
         replay(); // the host is there (again): hand it what the browser keeps
       },
       onClose: () => {},
