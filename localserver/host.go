@@ -6,6 +6,8 @@ package localserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,6 +287,11 @@ func Open(cfg Config) (*Host, error) {
 	so.OnReport = h.synced
 	so.OnAnswer = h.waits.done // a waiting page gets the upstream's answer before it is recorded
 	so.Observe = h.metrics.observe
+	// A refusal outlives a restart with the same configuration: the host
+	// does not knock again with a token the upstream refused.
+	blockedFile := filepath.Join(cfg.DataDir, "blocked.json")
+	so.Blocked = loadBlocked(blockedFile, upstreamFingerprint(cfg), h.log)
+	so.OnBlocked = func(p *syncer.Problem) { saveBlocked(blockedFile, upstreamFingerprint(cfg), p, h.log) }
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {
 		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
@@ -769,4 +777,62 @@ func securityHeaders(csp string, next http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// blockedState is <data-dir>/blocked.json: the upstream's refusal
+// (unauthorized, protocol) and the configuration it was given to.
+type blockedState struct {
+	Config  string         `json:"config"` // upstreamFingerprint
+	Problem syncer.Problem `json:"problem"`
+}
+
+// upstreamFingerprint names the configuration a refusal was given to:
+// the upstream, how it is spoken to, and the credentials sent (hashed).
+// Changing any of them leaves the blocked state at the next start.
+func upstreamFingerprint(cfg Config) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", cfg.UpstreamURL, cfg.UpstreamProtocol, cfg.UpstreamToken)
+	keys := make([]string, 0, len(cfg.UpstreamHeaders))
+	for k := range cfg.UpstreamHeaders {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s: %s\n", k, strings.Join(cfg.UpstreamHeaders[k], ", "))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loadBlocked returns the refusal kept for this configuration, or nil.
+func loadBlocked(path, config string, log *slog.Logger) *syncer.Problem {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var st blockedState
+	if err := json.Unmarshal(b, &st); err != nil || st.Problem.Code == "" {
+		log.Warn("ignoring an unreadable blocked state", "file", path, "err", err)
+		return nil
+	}
+	if st.Config != config {
+		log.Info("the upstream configuration changed since it refused us: trying again", "was", st.Problem.Code)
+		os.Remove(path)
+		return nil
+	}
+	log.Warn("sync stays blocked as before the restart, until Sync now or a new configuration", "code", st.Problem.Code, "err", st.Problem.Message)
+	return &st.Problem
+}
+
+// saveBlocked keeps p for the next start, or removes it (p nil).
+func saveBlocked(path, config string, p *syncer.Problem, log *slog.Logger) {
+	if p == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Error("remove the blocked state", "err", err)
+		}
+		return
+	}
+	b, _ := json.Marshal(blockedState{Config: config, Problem: *p})
+	if err := datadir.WriteFileAtomic(path, b); err != nil {
+		log.Error("keep the blocked state", "err", err)
+	}
 }

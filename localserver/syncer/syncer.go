@@ -76,6 +76,14 @@ type Options struct {
 	// block. (If the host dies before recording, the write is sent again
 	// with its key: the upstream answers it again.)
 	OnAnswer func(outbox.Action)
+	// Blocked starts the engine blocked with this problem (the upstream
+	// refused us before a restart, with the same configuration): no
+	// automatic sync until Sync now.
+	Blocked *Problem
+	// OnBlocked is told when the upstream blocks the engine (the problem)
+	// and when Sync now lifts it (nil), so that the host can keep it
+	// across a restart.
+	OnBlocked func(*Problem)
 	// Concurrency is how many writes are in flight at once in HTTP mode;
 	// 0 or 1: one, which keeps their order.
 	Concurrency int
@@ -227,6 +235,7 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 		kick:    make(chan struct{}, 1),
 		send:    make(chan struct{}, 1),
 		st:      Status{WorkOffline: o.WorkOffline, Upstream: o.Upstream},
+		blocked: copyProblem(o.Blocked),
 	}
 	e.deriveLocked()
 	return e
@@ -405,10 +414,15 @@ func (e *Engine) SyncNow(ctx context.Context) (Report, error) {
 		return Report{TimedOut: true, Error: "A sync already in progress did not finish in time", Err: ctx.Err()}, nil
 	}
 	defer func() { <-e.send }()
+	wasBlocked := false
 	e.update(func() {
+		wasBlocked = e.blocked != nil
 		e.blocked = nil
 		e.failures, e.backoffUntil, e.notBefore = 0, time.Time{}, time.Time{}
 	})
+	if wasBlocked && e.o.OnBlocked != nil {
+		e.o.OnBlocked(nil)
+	}
 	maxID, err := e.store.MaxQueuedID(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("sync now: %w", err)
@@ -919,6 +933,12 @@ func (e *Engine) block(kind failure.Kind, err error) {
 		e.blocked.Message = summary
 	})
 	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary, "detail", failure.Detail(err))
+	if e.o.OnBlocked != nil {
+		e.mu.Lock()
+		p := copyProblem(e.blocked)
+		e.mu.Unlock()
+		e.o.OnBlocked(p)
+	}
 }
 
 // reachable notes that the upstream answered; delivered also resets the
@@ -975,6 +995,9 @@ func (e *Engine) deriveLocked() {
 }
 
 func copyProblem(p *Problem) *Problem {
+	if p == nil {
+		return nil
+	}
 	c := *p
 	return &c
 }
