@@ -2,36 +2,22 @@ package upstream
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-func get(t *testing.T, url, token string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
+	"synctray/internal/testsupport"
+)
 
 func TestHealthzSaysWhetherTheDatabaseAnswers(t *testing.T) {
 	e := newEnv(t, Options{Token: "tok"})
-	if code, body := get(t, e.ts.URL+"/healthz", ""); code != 200 || strings.TrimSpace(body) != `{"ok":true}` {
+	if code, body := testsupport.Get(t, e.ts.URL+"/healthz", ""); code != 200 || strings.TrimSpace(body) != `{"ok":true}` {
 		t.Fatalf("healthz with the store open: %d %s", code, body)
 	}
 	e.store.Close() // what a store that cannot be read looks like
-	code, body := get(t, e.ts.URL+"/healthz", "")
+	code, body := testsupport.Get(t, e.ts.URL+"/healthz", "")
 	var eb errorBody
 	if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &eb) != nil ||
 		eb.Error.Code != "database_unreachable" || len(body) > 200 {
@@ -58,7 +44,7 @@ func TestMetricsCountResultsAndTimeBatchesBehindTheToken(t *testing.T) {
 	ctx := ctxT(t)
 	e := newEnv(t, Options{Token: "tok"})
 	for _, tok := range []string{"", "wrong"} {
-		if code, _ := get(t, e.ts.URL+"/metrics", tok); code != http.StatusUnauthorized {
+		if code, _ := testsupport.Get(t, e.ts.URL+"/metrics", tok); code != http.StatusUnauthorized {
 			t.Fatalf("metrics with token %q: %d, want 401", tok, code)
 		}
 	}
@@ -68,7 +54,7 @@ func TestMetricsCountResultsAndTimeBatchesBehindTheToken(t *testing.T) {
 	if _, err := e.client.Send(ctx, []Action{act("b", "t", `{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	code, body := get(t, e.ts.URL+"/metrics", "tok")
+	code, body := testsupport.Get(t, e.ts.URL+"/metrics", "tok")
 	if code != 200 {
 		t.Fatalf("metrics: %d %s", code, body)
 	}

@@ -9,9 +9,11 @@ package testsupport
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -224,4 +226,24 @@ func OddName(base string) string {
 		return base + " #frag%20&x"
 	}
 	return base + "?x=1#frag%20"
+}
+
+// Get sends GET url (with the bearer token unless it is "") and returns
+// the status code and the body.
+func Get(tb testing.TB, url, token string) (int, string) {
+	tb.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

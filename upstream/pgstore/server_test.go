@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"synctray/internal/testsupport/pgtest"
 	"synctray/upstream"
 	"synctray/upstream/storetest"
+
+	"synctray/internal/testsupport"
 )
 
 // TestEveryInstanceStreamsEveryInstancesEvents runs two upstream servers
@@ -53,21 +54,6 @@ func TestEveryInstanceStreamsEveryInstancesEvents(t *testing.T) {
 	}
 }
 
-func getBody(t *testing.T, url, token string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // TestHealthzAndMetricsOfAPostgreSQLUpstream checks that /healthz follows
 // the database (503 while it refuses connections, 200 again after) and
 // that /metrics serves the pool's statistics.
@@ -85,7 +71,7 @@ func TestHealthzAndMetricsOfAPostgreSQLUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, body := getBody(t, ts.URL+"/metrics", "tok")
+	code, body := testsupport.Get(t, ts.URL+"/metrics", "tok")
 	if code != 200 {
 		t.Fatalf("metrics: %d %s", code, body)
 	}
@@ -103,11 +89,11 @@ func TestHealthzAndMetricsOfAPostgreSQLUpstream(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
-	if code, _ := getBody(t, ts.URL+"/metrics", ""); code != http.StatusUnauthorized {
+	if code, _ := testsupport.Get(t, ts.URL+"/metrics", ""); code != http.StatusUnauthorized {
 		t.Errorf("metrics without the token: %d, want 401", code)
 	}
 
-	if code, body := getBody(t, ts.URL+"/healthz", ""); code != 200 {
+	if code, body := testsupport.Get(t, ts.URL+"/healthz", ""); code != 200 {
 		t.Fatalf("healthz: %d %s", code, body)
 	}
 	// The database goes away: no new connections, the pool's are cut.
@@ -121,14 +107,14 @@ func TestHealthzAndMetricsOfAPostgreSQLUpstream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	code, body = getBody(t, ts.URL+"/healthz", "")
+	code, body = testsupport.Get(t, ts.URL+"/healthz", "")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "database_unreachable") || strings.Contains(body, name) {
 		t.Fatalf("healthz with the database gone: %d %s; want 503 database_unreachable, naming nothing", code, body)
 	}
 	if _, err := admin.Exec(ctx, `ALTER DATABASE `+name+` ALLOW_CONNECTIONS true`); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := getBody(t, ts.URL+"/healthz", ""); code != 200 {
+	if code, body := testsupport.Get(t, ts.URL+"/healthz", ""); code != 200 {
 		t.Fatalf("healthz with the database back: %d %s", code, body)
 	}
 }
