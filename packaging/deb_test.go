@@ -22,20 +22,6 @@ import (
 // root is the repository root, seen from this package.
 const root = ".."
 
-// requirePackages: CI sets SYNCTRAY_REQUIRE_PACKAGES=1 after building every
-// package, so that a missing package or tool fails instead of skipping.
-func requirePackages() bool { return os.Getenv("SYNCTRAY_REQUIRE_PACKAGES") == "1" }
-
-// cannot skips the test, or fails it when the packages are required.
-func cannot(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if requirePackages() {
-		t.Fatal(msg + " (SYNCTRAY_REQUIRE_PACKAGES=1)")
-	}
-	t.Skip(msg)
-}
-
 func tool(t *testing.T, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {

@@ -49,22 +49,12 @@ func wineRepo(t *testing.T) string {
 	return dir
 }
 
-// wineMissing skips the test (or fails it with SYNCTRAY_REQUIRE_PACKAGES=1).
-func wineMissing(t *testing.T, format string, a ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, a...)
-	if os.Getenv("SYNCTRAY_REQUIRE_PACKAGES") == "1" {
-		t.Fatalf("%s (SYNCTRAY_REQUIRE_PACKAGES=1)", msg)
-	}
-	t.Skipf("%s; set SYNCTRAY_REQUIRE_PACKAGES=1 to fail instead", msg)
-}
-
 // wineArtifact is the path of bin/NAME, or skips when it is missing.
 func wineArtifact(t *testing.T, name, how string) string {
 	t.Helper()
 	p := filepath.Join(wineRepo(t), "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		wineMissing(t, "bin/%s not found: build it with %s", name, how)
+		cannot(t, "bin/%s not found: build it with %s", name, how)
 	}
 	return p
 }
@@ -73,7 +63,7 @@ func wineTools(t *testing.T) {
 	t.Helper()
 	for _, c := range []string{"wine", "wineboot", "wineserver", "x86_64-w64-mingw32-gcc"} {
 		if _, err := exec.LookPath(c); err != nil {
-			wineMissing(t, "%s not found: apt-get install wine wine64 gcc-mingw-w64-x86-64", c)
+			cannot(t, "%s not found: apt-get install wine wine64 gcc-mingw-w64-x86-64", c)
 		}
 	}
 }
