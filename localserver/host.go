@@ -289,9 +289,9 @@ func Open(cfg Config) (*Host, error) {
 	so.Observe = h.metrics.observe
 	// A refusal outlives a restart with the same configuration: the host
 	// does not knock again with a token the upstream refused.
-	blockedFile := filepath.Join(cfg.DataDir, "blocked.json")
-	so.Blocked = loadBlocked(blockedFile, upstreamFingerprint(cfg), h.log)
-	so.OnBlocked = func(p *syncer.Problem) { saveBlocked(blockedFile, upstreamFingerprint(cfg), p, h.log) }
+	blockedFile, config := filepath.Join(cfg.DataDir, "blocked.json"), upstreamFingerprint(cfg)
+	so.Blocked = loadBlocked(blockedFile, config, h.log)
+	so.OnBlocked = func(p *syncer.Problem) { saveBlocked(blockedFile, config, p, h.log) }
 	var fw *httpup.Forwarder
 	if cfg.UpstreamProtocol == ProtocolHTTP {
 		base, _ := url.Parse(cfg.UpstreamURL) // checked by ValidateUpstreamURL
