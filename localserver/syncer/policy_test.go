@@ -245,18 +245,14 @@ func TestADiskFullProblemEndsWhenTheDiskHasRoomAgain(t *testing.T) {
 	if p := eng.Status().Problem; p == nil || p.Code != failure.CodeDiskFull {
 		t.Fatalf("problem = %+v, want disk_full", p)
 	}
-	e.waitTimerAt(e.start.Add(5 * time.Second))
-	e.clk.Advance(5 * time.Second)
-	testsupport.WaitFor(t, "a first check", func() bool { store.mu.Lock(); defer store.mu.Unlock(); return store.checks >= 1 })
+	e.advanceUntil("a first check", 5*time.Second, func() bool { store.mu.Lock(); defer store.mu.Unlock(); return store.checks >= 1 })
 	if p := eng.Status().Problem; p == nil || p.Code != failure.CodeDiskFull {
 		t.Fatalf("problem after a failed check = %+v, want disk_full still", p)
 	}
 	store.mu.Lock()
 	store.full = false
 	store.mu.Unlock()
-	e.waitTimerAt(e.clk.Now().Add(5 * time.Second))
-	e.clk.Advance(5 * time.Second)
-	testsupport.WaitFor(t, "the problem to end", func() bool { return eng.Status().Problem == nil })
+	e.advanceUntil("the problem to end", 5*time.Second, func() bool { return eng.Status().Problem == nil })
 	if st := eng.Status(); st.State != syncer.StateWorkingOffline {
 		t.Fatalf("state = %s, want working_offline (the user's pause stands)", st.State)
 	}

@@ -172,6 +172,23 @@ func (e *env) waitTimerAt(at time.Time) {
 	})
 }
 
+// advanceUntil moves the clock on by step each time the engine waits on a
+// timer, until cond holds. Unlike waitTimerAt then Advance, it does not
+// depend on which of the engine's timers was seen first: a kick that
+// lands just as the clock moves makes the engine set its timer again.
+func (e *env) advanceUntil(what string, step time.Duration, cond func() bool) {
+	e.t.Helper()
+	testsupport.WaitFor(e.t, what, func() bool {
+		if cond() {
+			return true
+		}
+		if n, _ := e.clk.Waiters(); n > 0 {
+			e.clk.Advance(step)
+		}
+		return false
+	})
+}
+
 func TestEngine(t *testing.T) {
 	t.Run("drains the queue in FIFO order, batch after batch", func(t *testing.T) {
 		e := newEnv(t, syncer.Options{BatchSize: 7})
