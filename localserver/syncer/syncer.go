@@ -495,6 +495,10 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 			e.o.OnReport(rep)
 		}
 	}()
+	if e.fw != nil {
+		e.drainHTTP(ctx, maxID, &rep)
+		return rep
+	}
 	for {
 		// Outcomes not recorded yet come first: those actions are still
 		// "syncing" in the store.
@@ -536,9 +540,6 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 // MaxRequestBytes, and returns every action's outcome. stop is the
 // failure that stopped it; the actions not sent go back to the queue.
 func (e *Engine) sendBatch(ctx context.Context, batch []outbox.Action, rep *Report) (outcomes []outbox.Outcome, stop error) {
-	if e.fw != nil {
-		return e.sendHTTP(ctx, batch, rep)
-	}
 	outcomes = make([]outbox.Outcome, 0, len(batch))
 	chunks := splitBySize(batch, e.o.MaxRequestBytes)
 	for i, chunk := range chunks {
@@ -632,63 +633,6 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		}
 		return out, err
 	}
-}
-
-// sendHTTP replays a claimed batch of recorded writes, Concurrency at a
-// time (one, by default, which keeps their order; more: a new request
-// starts as soon as one ends), and sorts each answer by the policy in HTTP
-// mode. At the first failure that is not about one write, no new request
-// starts: the writes not sent go back to the queue. The outcomes are
-// recorded together by the caller.
-func (e *Engine) sendHTTP(ctx context.Context, batch []outbox.Action, rep *Report) ([]outbox.Outcome, error) {
-	if e.o.Concurrency == 1 {
-		out := make([]outbox.Outcome, 0, len(batch))
-		for i := range batch {
-			outs, stop := e.sendWave(ctx, batch[i:i+1], rep)
-			out = append(out, outs...)
-			if stop != nil {
-				return append(out, e.requeue(batch[i+1:], stop, nil)...), stop
-			}
-		}
-		return out, nil
-	}
-	out := make([]outbox.Outcome, len(batch))
-	sent := make([]bool, len(batch))
-	var (
-		mu   sync.Mutex
-		stop error
-		wg   sync.WaitGroup
-	)
-	slots := make(chan struct{}, e.o.Concurrency)
-	for i := range batch {
-		slots <- struct{}{}
-		mu.Lock()
-		stopped := stop != nil
-		mu.Unlock()
-		if stopped {
-			<-slots
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			var r Report // rep is the caller's: merged under mu
-			outs, err := e.sendWave(ctx, batch[i:i+1], &r)
-			mu.Lock()
-			rep.Batches, rep.Synced, rep.Rejected = rep.Batches+r.Batches, rep.Synced+r.Synced, rep.Rejected+r.Rejected
-			out[i], sent[i] = outs[0], true
-			if err != nil && stop == nil {
-				stop = err
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	for i := range batch {
-		if !sent[i] {
-			out[i] = e.requeue(batch[i:i+1], stop, nil)[0]
-		}
-	}
-	return out, stop
 }
 
 // sendWave sends the writes of one wave at once.
@@ -836,16 +780,18 @@ func (e *Engine) requeue(chunk []outbox.Action, err error, retryAt *time.Time) [
 
 // record writes the outcomes; the ones it cannot write are kept and
 // written before the next claim (the upstream may have applied them).
-func (e *Engine) record(ctx context.Context, outcomes []outbox.Outcome) {
+func (e *Engine) record(ctx context.Context, outcomes []outbox.Outcome) error {
 	if len(outcomes) == 0 {
-		return
+		return nil
 	}
 	e.mu.Lock()
 	e.pending = append(e.pending, outcomes...)
 	e.mu.Unlock()
-	if err := e.flushPending(ctx); err != nil {
+	err := e.flushPending(ctx)
+	if err != nil {
 		e.log.Error("record batch outcome; will retry", "err", err, "actions", len(outcomes))
 	}
+	return err
 }
 
 // flushPending writes the outcomes kept from earlier; it returns the
