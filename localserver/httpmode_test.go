@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -291,6 +292,36 @@ func TestHTTPModeWithSeveralWritesInFlight(t *testing.T) {
 	}
 	if got[bad] != 0 {
 		t.Fatal("the refused write was applied")
+	}
+}
+
+func TestHTTPModeWritesAPageWaitsForGoOutAtOnceWithSeveralInFlight(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{Sync: syncer.Options{Concurrency: 8}})
+	var wg sync.WaitGroup
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = testsupport.NewKey()
+		wg.Go(func() {
+			resp, data := e.write("POST", "/todos", fmt.Sprintf(`{"n":%d}`, i), keys[i], nil)
+			if resp.StatusCode != http.StatusCreated || resp.Header.Get("Synctray-State") != "synced" {
+				t.Errorf("write %d = %d %s %s, want the upstream's 201", i, resp.StatusCode, resp.Header.Get("Synctray-State"), data)
+			}
+		})
+	}
+	wg.Wait()
+	testsupport.WaitFor(t, "all recorded", func() bool { return e.status().Counts[outbox.Synced] == len(keys) })
+	got := up.CountByKey()
+	for _, k := range keys {
+		if got[k] != 1 {
+			t.Fatalf("key %s applied %d times, want once", k, got[k])
+		}
+	}
+	for id := 1; id <= len(keys); id++ {
+		_, data := e.req("GET", fmt.Sprintf("/api/actions/%d", id), nil, nil)
+		if n := strings.Count(string(data), `"to":"syncing"`); n != 1 {
+			t.Fatalf("action %d went to syncing %d times, want once: %s", id, n, data)
+		}
 	}
 }
 

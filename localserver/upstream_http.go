@@ -99,6 +99,13 @@ func parsePrefer(vs []string) time.Duration {
 	return wait
 }
 
+// adopter is the engine's fast path for a new write (syncer.Engine.Reserve).
+type adopter interface {
+	Reserve() bool
+	Adopt(outbox.Action)
+	Release()
+}
+
 // upstreamHandler serves /upstream/: writes go through the outbox (HTTP
 // mode); reads go to reads (nil: not served yet).
 type upstreamHandler struct {
@@ -153,14 +160,26 @@ func (u *upstreamHandler) write(w http.ResponseWriter, r *http.Request) {
 	wait := parsePrefer(r.Header.Values("Prefer"))
 	ch, stop := u.waits.add(key)
 	defer stop()
+	// A write the page waits for goes out the moment it is stored, when
+	// the engine has room: stored already claimed, it skips the claim.
+	ad, _ := u.a.engine.(adopter)
+	n.Claimed = wait > 0 && ad != nil && ad.Reserve()
 	act, created, err := u.a.store.Enqueue(r.Context(), n)
+	switch {
+	case n.Claimed && err == nil && created:
+		ad.Adopt(act)
+	case n.Claimed:
+		ad.Release()
+	}
 	if err != nil {
 		u.a.fail(w, r, err)
 		return
 	}
 	if created {
 		u.a.engine.ReportStore(nil)
-		u.a.engine.Kick()
+		if !n.Claimed { // an adopted write needs no claim
+			u.a.engine.Kick()
+		}
 	}
 	if !final(act.State) && wait > 0 {
 		t := time.NewTimer(wait)

@@ -96,6 +96,10 @@ type NewAction struct {
 	Key     string          `json:"key"`
 	Type    string          `json:"type"`
 	Payload json.RawMessage `json:"payload"`
+	// Claimed stores a new action already claimed for its first attempt
+	// (syncing, attempt 1), for a sync engine that sends it at once
+	// (syncer.Engine.Reserve). Never set from what a client sends.
+	Claimed bool `json:"-"`
 }
 
 // Limits on what is accepted into the outbox: only what the upstream can

@@ -40,7 +40,7 @@ func normalize(n outbox.NewAction) (outbox.NewAction, error) {
 	if err := json.Compact(&buf, n.Payload); err != nil {
 		return n, &outbox.InvalidError{Field: "payload", Reason: "payload is not valid JSON"}
 	}
-	return outbox.NewAction{Key: strings.ToLower(n.Key), Type: n.Type, Payload: buf.Bytes()}, nil
+	return outbox.NewAction{Key: strings.ToLower(n.Key), Type: n.Type, Payload: buf.Bytes(), Claimed: n.Claimed}, nil
 }
 
 // Enqueue stores a new action, or returns the one already stored under its
@@ -239,7 +239,11 @@ func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, reqs []*enqReq) ([]outb
 			case !errors.Is(err, sql.ErrNoRows):
 				return nil, fmt.Errorf("read action by key: %w", err)
 			}
-			res, err := ins.ExecContext(ctx, it.n.Key, it.n.Type, string(it.n.Payload), ts, ts)
+			state, attempts := outbox.Queued, 0
+			if it.n.Claimed {
+				state, attempts = outbox.Syncing, 1
+			}
+			res, err := ins.ExecContext(ctx, it.n.Key, it.n.Type, string(it.n.Payload), string(state), attempts, ts, ts)
 			if err != nil {
 				return nil, fmt.Errorf("insert action: %w", err)
 			}
@@ -250,9 +254,14 @@ func (db *DB) enqueueTx(ctx context.Context, tx *sql.Tx, reqs []*enqReq) ([]outb
 			if _, err := hist.ExecContext(ctx, id, ts, "", string(outbox.Queued), "enqueued"); err != nil {
 				return nil, fmt.Errorf("insert history: %w", err)
 			}
+			if it.n.Claimed {
+				if _, err := hist.ExecContext(ctx, id, ts, string(outbox.Queued), string(outbox.Syncing), "attempt 1"); err != nil {
+					return nil, fmt.Errorf("insert history: %w", err)
+				}
+			}
 			a := outbox.Action{
 				ID: id, Key: it.n.Key, Type: it.n.Type, Payload: it.n.Payload,
-				State: outbox.Queued, CreatedAt: now, UpdatedAt: now,
+				State: state, Attempts: attempts, CreatedAt: now, UpdatedAt: now,
 			}
 			it.res = outbox.EnqueueResult{Action: a, Created: true}
 			created = append(created, a)

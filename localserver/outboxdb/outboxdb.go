@@ -140,7 +140,7 @@ func (s *writerStmts) prepare(ctx context.Context, w *sql.DB) error {
 	var err error
 	if s.insertAction, err = w.PrepareContext(ctx,
 		`INSERT INTO actions (key, type, payload, state, attempts, last_error, created_at, updated_at)
-		 VALUES (?, ?, ?, 'queued', 0, '', ?, ?)`); err != nil {
+		 VALUES (?, ?, ?, ?, ?, '', ?, ?)`); err != nil {
 		return fmt.Errorf("prepare insert action: %w", err)
 	}
 	if s.insertHistory, err = w.PrepareContext(ctx,

@@ -1192,3 +1192,32 @@ func TestAClaimLeavesTheWriterDurable(t *testing.T) {
 		t.Fatalf("after a claim the writer runs with synchronous=%d (notDurable %v), want 2 (FULL): an enqueue acknowledged now must be on disk", mode, db.notDurable)
 	}
 }
+
+func TestEnqueueClaimed(t *testing.T) {
+	db, rec := openRec(t, Options{})
+	older := mustEnqueue(t, db)
+	a, created, err := db.Enqueue(ctx, outbox.NewAction{Key: testsupport.NewKey(), Type: "http", Payload: json.RawMessage(`{}`), Claimed: true})
+	if err != nil || !created {
+		t.Fatalf("Enqueue claimed = %v, %v", created, err)
+	}
+	if a.State != outbox.Syncing || a.Attempts != 1 {
+		t.Fatalf("returned %s attempt %d, want syncing attempt 1", a.State, a.Attempts)
+	}
+	got, hist := mustGet(t, db, a.ID)
+	if got.State != outbox.Syncing || got.Attempts != 1 || len(hist) != 2 || hist[1].From != outbox.Queued || hist[1].To != outbox.Syncing || hist[1].Detail != "attempt 1" {
+		t.Fatalf("stored %+v, history %+v: want syncing, attempt 1, after enqueued", got, hist)
+	}
+	if calls := rec.take(); len(calls) != 2 || calls[1][0].State != outbox.Syncing {
+		t.Fatalf("OnChange: %v, want the claimed action published as syncing", calls)
+	}
+	if claimed := mustClaim(t, db, 10, 0); len(claimed) != 1 || claimed[0].ID != older.ID {
+		t.Fatalf("Claim = %v, want only the older queued action: the claimed one is taken", ids(claimed))
+	}
+	// A crash before its outcome is recorded: it is queued again at start.
+	if n, err := db.RecoverSyncing(ctx); err != nil || n != 2 {
+		t.Fatalf("RecoverSyncing = %d, %v; want 2", n, err)
+	}
+	if got, _ := mustGet(t, db, a.ID); got.State != outbox.Queued {
+		t.Fatalf("after recovery: %s, want queued", got.State)
+	}
+}

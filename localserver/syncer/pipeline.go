@@ -10,11 +10,6 @@ import (
 	"synctray/localserver/outbox"
 )
 
-// recordEvery is how long the recorder gathers outcomes into one commit.
-// A write's answer reaches a waiting page before it is recorded
-// (OnAnswer), so this delays only what the outbox shows, not the page.
-const recordEvery = 20 * time.Millisecond
-
 // claimed is one claim of writes in HTTP mode, for its batch observation.
 type claimed struct {
 	start time.Time
@@ -54,7 +49,7 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 	jobs := make(chan struct {
 		a outbox.Action
 		c *claimed
-	}, limit) // never more than limit claimed and not answered: sends to it never block
+	}, limit) // never more than limit claimed or adopted and not answered: sends to it never block
 	answers := make(chan answered, limit)
 	var (
 		stopMu  sync.Mutex
@@ -95,116 +90,189 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 		})
 	}
 
-	toRecord := make(chan answered, limit)
-	recordErr := make(chan error, 1)
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		for first := range toRecord {
-			// A group: what comes within recordEvery of the first, so
-			// that a slow upstream's answers share a commit too.
-			group := []answered{first}
-			window := time.NewTimer(recordEvery)
-		more:
-			for len(group) < limit {
-				select {
-				case a, ok := <-toRecord:
-					if !ok {
-						break more
-					}
-					group = append(group, a)
-				case <-window.C:
-					break more
-				}
-			}
-			window.Stop()
-			outs := make([]outbox.Outcome, len(group))
-			for i, a := range group {
-				outs[i] = a.out
-			}
-			if err := e.record(ctx, outs); err != nil {
-				select {
-				case recordErr <- err:
-				default:
-				}
-			}
-			for _, a := range group {
-				if a.c.left--; a.c.left == 0 {
-					e.observe(Observation{What: ObserveBatch, Actions: a.c.n, Duration: time.Since(a.c.start)})
-				}
-			}
-		}
-	}()
-
+	errSeq := e.recordErrSeq() // a record failing from now on stops this drain
+	type job = struct {
+		a outbox.Action
+		c *claimed
+	}
+	type claimResult struct {
+		batch []outbox.Action
+		want  int
+		err   error
+	}
 	var (
-		outstanding int   // claimed, not answered yet
+		outstanding int   // claimed or adopted, not answered yet
+		claiming    int   // writes asked for by the claim in progress (0: none)
 		dry         bool  // the last claim found fewer writes due than it asked for
 		stop        error // why this drain ends early
 		started     bool  // a first claim was made
 	)
+	// A drain that only adopted writes since the last one found the queue
+	// empty claims nothing: a claim is a transaction the enqueues wait for.
+	dry = maxID == 0 && !e.mayClaim.Swap(false)
+	claims := make(chan claimResult, 1)
 	kick := e.kick
 	if maxID > 0 {
 		kick = nil // a forced drain leaves new work to Run, which the kick tells
 	}
 	done := ctx.Done()
 	for {
-		if stop == nil && !dry && outstanding <= limit/2 && !paused() {
+		// Adopted writes first: a page waits for each.
+		if stop == nil && !paused() {
+			for outstanding+claiming < limit {
+				a, ok := e.takeAdopted()
+				if !ok {
+					break
+				}
+				e.update(func() { e.st.Syncing = true })
+				jobs <- job{a, &claimed{start: time.Now(), n: 1, left: 1}}
+				outstanding++
+			}
+		}
+		// Claims run beside this loop, so that a write adopted or answered
+		// meanwhile does not wait for the database.
+		if err := e.recordErrSince(errSeq); err != nil {
+			stop = cmp.Or(stop, err)
+		}
+		if claiming == 0 && stop == nil && !dry && outstanding <= limit/2 && e.unrecorded() < limit && !paused() {
 			want := limit - outstanding
 			if !started {
 				// A first claim of a few writes each, so that requests
 				// start at once; the big ones follow while they run.
 				want, started = min(want, 4*e.o.Concurrency), true
 			}
-			batch, err := e.store.Claim(ctx, want, maxID)
-			switch {
-			case err != nil && ctx.Err() != nil:
-				stop = ctx.Err()
-			case err != nil:
-				stop = fmt.Errorf("claim batch: %w", err)
-				e.storeFailed(err)
-			default:
-				dry = len(batch) < want
-			}
-			if len(batch) > 0 {
-				e.ReportStore(nil) // the claim wrote rows: the store works
-				e.update(func() { e.st.Syncing = true })
-				c := &claimed{start: time.Now(), n: len(batch), left: len(batch)}
-				for _, a := range batch {
-					jobs <- struct {
-						a outbox.Action
-						c *claimed
-					}{a, c}
-				}
-				outstanding += len(batch)
-			}
+			claiming = want
+			go func() {
+				batch, err := e.store.Claim(ctx, want, maxID)
+				claims <- claimResult{batch, want, err}
+			}()
 		}
-		if outstanding == 0 && (stop != nil || dry || paused()) {
+		if claiming == 0 && outstanding == 0 && (stop != nil || dry || paused()) {
 			break
 		}
 		select {
+		case r := <-claims:
+			claiming = 0
+			switch {
+			case r.err != nil && ctx.Err() != nil:
+				stop = cmp.Or(stop, ctx.Err())
+			case r.err != nil:
+				stop = cmp.Or(stop, fmt.Errorf("claim batch: %w", r.err))
+				e.storeFailed(r.err)
+			default:
+				dry = len(r.batch) < r.want
+			}
+			if len(r.batch) > 0 {
+				e.ReportStore(nil) // the claim wrote rows: the store works
+				e.update(func() { e.st.Syncing = true })
+				c := &claimed{start: time.Now(), n: len(r.batch), left: len(r.batch)}
+				for _, a := range r.batch {
+					jobs <- job{a, c}
+				}
+				outstanding += len(r.batch)
+			}
 		case a := <-answers:
 			outstanding--
 			rep.Batches += a.rep.Batches
 			rep.Synced += a.rep.Synced
 			rep.Rejected += a.rep.Rejected
 			stop = cmp.Or(stop, a.stop)
-			toRecord <- a
+			e.handOver(a)
 		case <-kick:
 			dry = false
-		case err := <-recordErr:
-			stop = cmp.Or(stop, err)
+		case <-e.wake: // an adopted write, or the recorder caught up: seen at the top
 		case <-done:
 			stop, done = cmp.Or(stop, ctx.Err()), nil
 		}
 	}
 	close(jobs)
 	senders.Wait()
-	close(toRecord)
-	<-recorded
-	select {
-	case err := <-recordErr:
-		stop = cmp.Or(stop, err)
-	default:
+	if maxID > 0 || ctx.Err() != nil {
+		// A forced drain reports what it recorded; a stopping engine
+		// records what it sent before Run returns. An automatic drain
+		// does not wait: the next one may start at once.
+		e.waitRecorded()
+		stop = cmp.Or(stop, e.recordErrSince(errSeq))
+	}
+	if stop != nil || paused() {
+		e.mayClaim.Store(true) // writes went back to the queue
 	}
 	rep.Err = stop
+}
+
+// Reserve asks for a slot to send a new write the moment it is stored
+// (HTTP mode with more than one in flight, while automatic sync runs
+// and nothing holds it back). When it says yes, the caller stores the
+// write already claimed (outbox.NewAction.Claimed) and hands it over with
+// Adopt, or calls Release if nothing new was stored. So a write a page is
+// waiting for skips the claim: one commit fewer on its way out. With one
+// in flight writes keep the queue's order, so they always wait their turn.
+func (e *Engine) Reserve() bool {
+	if e.adopted == nil || e.o.Concurrency < 2 {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running || e.st.WorkOffline || e.blocked != nil || e.unreachable != nil || e.storage != nil ||
+		e.retryAtLocked().After(e.o.Clock.Now()) || e.reserved >= cap(e.adopted) {
+		return false
+	}
+	e.reserved++
+	return true
+}
+
+// Release gives back a slot from Reserve that was not used.
+func (e *Engine) Release() {
+	e.mu.Lock()
+	e.reserved--
+	e.mu.Unlock()
+}
+
+// Adopt hands over a write stored claimed in a slot from Reserve. A write
+// that is not syncing (a store that does not claim at enqueue) is left to
+// the queue.
+func (e *Engine) Adopt(a outbox.Action) {
+	if a.State != outbox.Syncing {
+		e.Release()
+		e.Kick()
+		return
+	}
+	e.adopted <- a // never blocks: at most cap(adopted) slots are reserved
+	select {
+	case e.wake <- struct{}{}: // not a kick: there is nothing new to claim
+	default:
+	}
+}
+
+// takeAdopted returns an adopted write, if one waits, and frees its slot.
+func (e *Engine) takeAdopted() (outbox.Action, bool) {
+	select {
+	case a := <-e.adopted:
+		e.mu.Lock()
+		e.reserved--
+		e.mu.Unlock()
+		return a, true
+	default:
+		return outbox.Action{}, false
+	}
+}
+
+// returnAdopted puts the adopted writes that wait back in the queue, as
+// they were, when the engine is not sending.
+func (e *Engine) returnAdopted(ctx context.Context) {
+	if e.adopted == nil {
+		return
+	}
+	var outs []outbox.Outcome
+	for {
+		a, ok := e.takeAdopted()
+		if !ok {
+			break
+		}
+		outs = append(outs, outbox.Outcome{ID: a.ID})
+	}
+	if len(outs) > 0 {
+		e.record(ctx, outs) // kept and written before the next claim if it fails
+		e.mayClaim.Store(true)
+	}
 }

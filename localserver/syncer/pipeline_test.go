@@ -88,25 +88,36 @@ func TestHTTPModePipeline(t *testing.T) {
 		testsupport.WaitFor(t, "the later write recorded as synced", func() bool { return e.counts()[outbox.Synced] == 1 })
 	})
 
-	t.Run("a slow commit does not hold back requests", func(t *testing.T) {
+	t.Run("a slow commit does not hold back requests, and bounds what waits for it", func(t *testing.T) {
 		fw := &fakeForwarder{}
 		gate := make(chan struct{})
+		var open sync.Once
 		e := httpEnv(t, func(s outbox.Store) outbox.Store { return slowStore{s, gate} }, fw, syncer.Options{Concurrency: 1})
-		acts := e.enqueue(150, `{}`) // more than one claim (64 with one in flight)
+		acts := e.enqueue(300, `{}`)
 		e.run()
-		testsupport.WaitFor(t, "every write sent while the first outcome is still being committed", func() bool {
-			return len(fw.sent()) == len(acts)
+		t.Cleanup(func() { open.Do(func() { close(gate) }) }) // before the engine stops
+		// One claim holds 64 writes with one in flight: a drain that
+		// waited for each claim's commit would stop at 64.
+		testsupport.WaitFor(t, "more writes sent than one claim while the first commit waits", func() bool {
+			return len(fw.sent()) > 64
 		})
+		time.Sleep(100 * time.Millisecond) // let it go as far as it will
+		if n := len(fw.sent()); n > 2*64 {
+			t.Fatalf("%d writes sent while nothing could be recorded; want at most 128 (64 answered and waiting, 64 claimed)", n)
+		}
 		if c := e.counts(); c[outbox.Synced] != 0 {
 			t.Fatalf("counts %v: nothing should be recorded yet", c)
 		}
+		open.Do(func() { close(gate) })
+		testsupport.WaitFor(t, "all recorded once the disk catches up", func() bool { return e.counts()[outbox.Synced] == len(acts) })
+		if n := len(fw.sent()); n != len(acts) {
+			t.Fatalf("%d requests for %d writes, want one each", n, len(acts))
+		}
 		for i, k := range fw.sent() {
 			if k != acts[i].Key {
-				t.Fatalf("write %d sent was %s, want %s: one in flight keeps the queue's order", i, k, acts[i].Key)
+				t.Fatalf("write %d sent was %s, want %s: one in flight keeps the queue's order, each once", i, k, acts[i].Key)
 			}
 		}
-		close(gate)
-		testsupport.WaitFor(t, "all recorded once the disk catches up", func() bool { return e.counts()[outbox.Synced] == len(acts) })
 	})
 
 	t.Run("work offline stops a replay between writes", func(t *testing.T) {
@@ -135,6 +146,75 @@ func TestHTTPModePipeline(t *testing.T) {
 			if k != acts[i].Key {
 				t.Fatalf("write %d sent was %s, want %s (order, each once)", i, k, acts[i].Key)
 			}
+		}
+	})
+}
+
+func TestHTTPModeAdoptsANewWrite(t *testing.T) {
+	newWrite := func() outbox.NewAction {
+		return outbox.NewAction{Key: testsupport.NewKey(), Type: "http", Payload: json.RawMessage(`{}`), Claimed: true}
+	}
+	t.Run("a reserved write is stored claimed and sent without a claim", func(t *testing.T) {
+		fw := &fakeForwarder{}
+		e := httpEnv(t, nil, fw, syncer.Options{Concurrency: 4})
+		if e.eng.Reserve() {
+			t.Fatal("Reserve said yes before Run")
+		}
+		e.run()
+		testsupport.WaitFor(t, "a slot", e.eng.Reserve)
+		a, created, err := e.db.Enqueue(context.Background(), newWrite())
+		if err != nil || !created {
+			t.Fatal(created, err)
+		}
+		e.eng.Adopt(a)
+		testsupport.WaitFor(t, "sent and recorded", func() bool { return e.counts()[outbox.Synced] == 1 })
+		_, hist, _ := e.db.Get(context.Background(), a.ID)
+		var attempts int
+		for _, h := range hist {
+			if h.To == outbox.Syncing {
+				attempts++
+			}
+		}
+		if got := fw.sent(); len(got) != 1 || got[0] != a.Key || attempts != 1 {
+			t.Fatalf("sent %v with %d attempts in its history; want it once, one attempt", got, attempts)
+		}
+	})
+
+	t.Run("no slot with one in flight, while paused, or with a refused token", func(t *testing.T) {
+		one := httpEnv(t, nil, &fakeForwarder{}, syncer.Options{Concurrency: 1})
+		one.run()
+		paused := httpEnv(t, nil, &fakeForwarder{}, syncer.Options{Concurrency: 4, WorkOffline: true})
+		paused.run()
+		blocked := httpEnv(t, nil, &fakeForwarder{}, syncer.Options{Concurrency: 4,
+			Blocked: &syncer.Problem{Code: "unauthorized", Message: "refused"}})
+		blocked.run()
+		time.Sleep(20 * time.Millisecond) // Run has started
+		for name, e := range map[string]*env{"one in flight (order kept)": one, "paused": paused, "blocked": blocked} {
+			if e.eng.Reserve() {
+				t.Errorf("%s: Reserve said yes", name)
+			}
+		}
+	})
+
+	t.Run("a write adopted while sync is paused waits in the queue", func(t *testing.T) {
+		fw := &fakeForwarder{}
+		e := httpEnv(t, nil, fw, syncer.Options{Concurrency: 4})
+		e.run()
+		testsupport.WaitFor(t, "a slot", e.eng.Reserve)
+		e.eng.SetWorkOffline(true) // between the reservation and the enqueue
+		a, _, err := e.db.Enqueue(context.Background(), newWrite())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.eng.Adopt(a)
+		testsupport.WaitFor(t, "queued again", func() bool { return e.counts()[outbox.Queued] == 1 })
+		if n := len(fw.sent()); n != 0 {
+			t.Fatalf("%d sent while paused", n)
+		}
+		e.eng.SetWorkOffline(false)
+		testsupport.WaitFor(t, "sent once resumed", func() bool { return e.counts()[outbox.Synced] == 1 })
+		if n := len(fw.sent()); n != 1 {
+			t.Fatalf("sent %d times, want once", n)
 		}
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"synctray/internal/failure"
@@ -194,6 +195,16 @@ type Engine struct {
 	notBefore    time.Time        // the upstream's Retry-After (capped); only a success lifts it
 	answered     bool             // the last failure was an HTTP answer (5xx, 429): the upstream is there, and no probe shortcuts the backoff
 	pending      []outbox.Outcome // outcomes the store could not record yet
+	running      bool             // Run is running
+	reserved     int              // slots given by Reserve, not adopted or released yet
+
+	adopted chan outbox.Action // new writes claimed at enqueue (Reserve, Adopt), for the drain to send
+	wake    chan struct{}      // an adopted write waits, or the recorder caught up
+	rec     recorder           // HTTP mode's outcomes, committed in groups
+	flushMu sync.Mutex         // one flushPending at a time
+	// mayClaim: the queue may hold writes to claim (HTTP mode): set by a
+	// kick, a requeue and at start; cleared when a drain found none.
+	mayClaim atomic.Bool
 }
 
 // New returns an engine that is not running yet. Options must be valid.
@@ -251,11 +262,17 @@ func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
 	o.BatchSize = min(max(64*o.Concurrency, 64), 1000)
 	e := New(store, nil, o)
 	e.fw = fw
+	e.adopted = make(chan outbox.Action, o.BatchSize)
+	e.mayClaim.Store(true) // work may be waiting from before start
+	e.wake = make(chan struct{}, 1)
+	e.rec.cond.L = &e.rec.mu
+	e.rec.kick = make(chan struct{}, 1)
 	return e
 }
 
 // Kick tells the engine there may be new work. It never blocks.
 func (e *Engine) Kick() {
+	e.mayClaim.Store(true)
 	select {
 	case e.kick <- struct{}{}:
 	default:
@@ -347,6 +364,18 @@ func (e *Engine) checkStore(ctx context.Context) {
 // Run syncs until ctx is cancelled, then returns nil once the batch in
 // flight (if any) has been recorded.
 func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.running = false
+		e.mu.Unlock()
+		e.returnAdopted(context.WithoutCancel(ctx))
+		if e.fw != nil {
+			e.waitRecorded() // Run returns once what it sent is recorded
+		}
+	}()
 	pending := true // work may be waiting from before start
 	for {
 		if ctx.Err() != nil {
@@ -364,6 +393,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			pending = rep.Err != nil // a failure leaves work behind
 			continue
 		}
+		e.returnAdopted(ctx) // not sending now: writes claimed at enqueue wait in the queue
 
 		var retryC, probeC, storeC <-chan time.Time
 		var timers []clock.Timer
@@ -385,6 +415,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-e.kick:
+			pending = true
+		case <-e.wake: // nil for protocol v1
 			pending = true
 		case <-retryC:
 		case <-probeC:
@@ -797,6 +829,8 @@ func (e *Engine) record(ctx context.Context, outcomes []outbox.Outcome) error {
 // flushPending writes the outcomes kept from earlier; it returns the
 // store's error when it cannot.
 func (e *Engine) flushPending(ctx context.Context) error {
+	e.flushMu.Lock() // the recorder and a drain's start may both flush: never the same outcomes twice
+	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	pending := e.pending
 	e.mu.Unlock()
