@@ -70,7 +70,15 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var ui atomic.Pointer[app.App]
+	uiReady := make(chan struct{}) // closed once the window can be shown
 	host, stopUpstream, err := hf.openHost(ctx, log, func() bool {
+		// The host answers before Fyne is up: a second start in that
+		// moment waits for the window rather than hear there is none.
+		select {
+		case <-uiReady:
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+		}
 		if a := ui.Load(); a != nil {
 			a.ShowInspector()
 			return true
@@ -123,6 +131,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	a := app.New(fa, opts)
 	ui.Store(a)
+	close(uiReady)
 	a.Start(ctx)
 	fa.Run() // until Quit; Fyne also quits on SIGINT and SIGTERM
 	cancel()

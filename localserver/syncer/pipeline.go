@@ -187,10 +187,12 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 	}
 	close(jobs)
 	senders.Wait()
-	if maxID > 0 || ctx.Err() != nil {
+	if maxID > 0 || stop != nil {
 		// A forced drain reports what it recorded; a stopping engine
-		// records what it sent before Run returns. An automatic drain
-		// does not wait: the next one may start at once.
+		// records what it sent before Run returns; after a failure, the
+		// writes are back in the queue before the retry claims. An
+		// automatic drain that went well does not wait: the next one may
+		// start at once.
 		e.waitRecorded()
 		stop = cmp.Or(stop, e.recordErrSince(errSeq))
 	}

@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -17,16 +18,22 @@ import (
 // records the keys it was sent, in order. A key in hold waits until its
 // channel is closed.
 type fakeForwarder struct {
-	mu   sync.Mutex
-	seen []string
-	hold map[string]chan struct{}
+	mu    sync.Mutex
+	seen  []string
+	hold  map[string]chan struct{}
+	fails int // the first fails requests meet a network error
 }
 
 func (f *fakeForwarder) Deliver(ctx context.Context, a outbox.Action) (json.RawMessage, error) {
 	f.mu.Lock()
 	f.seen = append(f.seen, a.Key)
 	h := f.hold[a.Key]
+	fail := f.fails > 0
+	f.fails--
 	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("dial tcp 127.0.0.1:9: connection refused")
+	}
 	if h != nil {
 		select {
 		case <-h:
@@ -45,14 +52,19 @@ func (f *fakeForwarder) sent() []string {
 	return slices.Clone(f.seen)
 }
 
-// slowStore is an outbox whose Complete waits while gate is open (not closed).
+// slowStore is an outbox whose Complete waits while gate is open (not
+// closed), then delay.
 type slowStore struct {
 	outbox.Store
-	gate chan struct{}
+	gate  chan struct{}
+	delay time.Duration
 }
 
 func (s slowStore) Complete(ctx context.Context, outs []outbox.Outcome) error {
-	<-s.gate
+	if s.gate != nil {
+		<-s.gate
+	}
+	time.Sleep(s.delay)
 	return s.Store.Complete(ctx, outs)
 }
 
@@ -92,7 +104,7 @@ func TestHTTPModePipeline(t *testing.T) {
 		fw := &fakeForwarder{}
 		gate := make(chan struct{})
 		var open sync.Once
-		e := httpEnv(t, func(s outbox.Store) outbox.Store { return slowStore{s, gate} }, fw, syncer.Options{Concurrency: 1})
+		e := httpEnv(t, func(s outbox.Store) outbox.Store { return slowStore{s, gate, 0} }, fw, syncer.Options{Concurrency: 1})
 		acts := e.enqueue(300, `{}`)
 		e.run()
 		t.Cleanup(func() { open.Do(func() { close(gate) }) }) // before the engine stops
@@ -117,6 +129,19 @@ func TestHTTPModePipeline(t *testing.T) {
 			if k != acts[i].Key {
 				t.Fatalf("write %d sent was %s, want %s: one in flight keeps the queue's order, each once", i, k, acts[i].Key)
 			}
+		}
+	})
+
+	t.Run("a write that failed is claimed again after the backoff, even when its requeue is recorded late", func(t *testing.T) {
+		fw := &fakeForwarder{fails: 1}
+		e := httpEnv(t, func(s outbox.Store) outbox.Store { return slowStore{s, nil, 50 * time.Millisecond} }, fw,
+			syncer.Options{Concurrency: 1, MinBackoff: time.Second})
+		e.enqueue(1, `{}`)
+		e.run()
+		testsupport.WaitFor(t, "the first attempt", func() bool { return len(fw.sent()) == 1 })
+		e.advanceUntil("sent again and synced", time.Second, func() bool { return e.counts()[outbox.Synced] == 1 })
+		if n := len(fw.sent()); n != 2 {
+			t.Fatalf("%d requests, want 2 (a failure, then the retry)", n)
 		}
 	})
 

@@ -122,10 +122,15 @@ func (e *Engine) recordLoop() {
 		}
 		r.mu.Unlock()
 		outs := make([]outbox.Outcome, len(group))
+		requeued := false
 		for i, a := range group {
 			outs[i] = a.out
+			requeued = requeued || a.out.Status == ""
 		}
 		err := e.record(context.Background(), outs) // kept in pending if it fails
+		if err == nil && requeued {
+			e.Kick() // queued again: a claim may take them now
+		}
 		for _, a := range group {
 			if a.c.left--; a.c.left == 0 {
 				e.observe(Observation{What: ObserveBatch, Actions: a.c.n, Duration: time.Since(a.c.start)})
