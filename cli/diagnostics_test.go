@@ -188,8 +188,11 @@ func TestOpenBrowserWaitsForTheOpener(t *testing.T) {
 		}
 	})
 	t.Run("an opener still running after the wait has started the browser", func(t *testing.T) {
-		release := filepath.Join(t.TempDir(), "release")
-		fakeOpener(t, fmt.Sprintf("while [ ! -e %q ]; do sleep 0.05; done; exit 4", release))
+		dir := t.TempDir()
+		release := filepath.Join(dir, "release")
+		// It also ends when dir is gone: t.TempDir's cleanup may remove
+		// the release file before the loop has seen it.
+		fakeOpener(t, fmt.Sprintf("while [ -d %q ] && [ ! -e %q ]; do sleep 0.05; done; exit 4", dir, release))
 		t.Cleanup(func() { os.WriteFile(release, nil, 0o600) })
 		old := openerWait
 		openerWait = time.Millisecond

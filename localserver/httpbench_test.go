@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -135,7 +134,8 @@ func BenchmarkHTTPReplay(b *testing.B) {
 
 // BenchmarkHTTPWriteOverhead measures the latency a write through
 // /upstream/ adds (durable commit, replay, answer) over sending the same
-// request straight to the upstream, with 16 clients, online, wait mode.
+// request straight to the upstream, with 16 clients (the target) and with
+// one (the floor, without queueing), online, wait mode.
 func BenchmarkHTTPWriteOverhead(b *testing.B) {
 	srv := &restServer{seen: map[string]bool{}}
 	ts := httptest.NewServer(srv)
@@ -145,37 +145,43 @@ func BenchmarkHTTPWriteOverhead(b *testing.B) {
 	defer e.stop()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	body := `{"title":"a todo of a typical length, with a few words"}`
-	measure := func(b *testing.B, url string, auth bool) []time.Duration {
+	measure := func(b *testing.B, url string, auth bool, clients int) []time.Duration {
 		var mu sync.Mutex
 		var lat []time.Duration
-		b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
-		b.RunParallel(func(pb *testing.PB) {
-			var mine []time.Duration
-			for pb.Next() {
-				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Idempotency-Key", testsupport.NewKey())
-				if auth {
-					req.Header.Set("Authorization", "Bearer "+e.token)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				var mine []time.Duration
+				defer func() {
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+				}()
+				for next.Add(1) <= int64(b.N) {
+					req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", testsupport.NewKey())
+					if auth {
+						req.Header.Set("Authorization", "Bearer "+e.token)
+					}
+					t0 := time.Now()
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+					mine = append(mine, time.Since(t0))
 				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
+			})
+		}
+		wg.Wait()
 		slices.Sort(lat)
 		return lat
 	}
@@ -186,6 +192,10 @@ func BenchmarkHTTPWriteOverhead(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
-	b.Run("direct", func(b *testing.B) { report(b, measure(b, ts.URL+"/todos", false)) })
-	b.Run("through-synctray", func(b *testing.B) { report(b, measure(b, e.url+"/upstream/todos", true)) })
+	for _, clients := range []int{16, 1} {
+		b.Run(fmt.Sprintf("clients=%d/direct", clients), func(b *testing.B) { report(b, measure(b, ts.URL+"/todos", false, clients)) })
+		b.Run(fmt.Sprintf("clients=%d/through-synctray", clients), func(b *testing.B) {
+			report(b, measure(b, e.url+"/upstream/todos", true, clients))
+		})
+	}
 }
