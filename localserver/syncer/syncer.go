@@ -256,8 +256,10 @@ func New(store outbox.Store, up Upstream, o Options) *Engine {
 // (a recorded write) through fw, Concurrency at a time, and sorts every
 // answer by the failure policy in HTTP mode.
 func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
-	// A claim holds a few waves of writes, so that claiming and recording
-	// (two durable commits) are shared by several requests.
+	// At most BatchSize writes are claimed and not answered. Big claims
+	// are cheaper (16 in flight at 5 ms: claims of up to 128 replayed
+	// 2,408 - 2,475 writes/s, 256: 2,469 - 2,510, 1,000: 2,513 - 2,588),
+	// but a claimed write is syncing: it cannot be cancelled until sent.
 	o.Concurrency = max(o.Concurrency, 1)
 	o.BatchSize = min(max(64*o.Concurrency, 64), 1000)
 	e := New(store, nil, o)
