@@ -17,7 +17,8 @@ import (
 // service worker, which loads /synctray/sw-sync.js and then handles its own
 // requests; the page uses /synctray/sync.js. ?nows=1: no sync.subscribe
 // (so no socket that would ask for a replay); ?nosync=1: the worker
-// behaves as where SyncManager is missing.
+// behaves as where SyncManager is missing; ?module=1: the app's worker is
+// a module worker (sw.mjs) that imports /synctray/sw-sync.mjs.
 func todoApp() fstest.MapFS {
 	return fstest.MapFS{
 		"index.html": {Data: []byte(`<!doctype html>
@@ -45,8 +46,12 @@ window.write = async (method, path, body, headers = {}) => {
 };
 
 (async () => {
-  const url = '/sw.js' + (q.has('nosync') ? '?nosync=1' : '');
-  await navigator.serviceWorker.register(url, { scope: '/', updateViaCache: 'none' });
+  if (q.has('module')) {
+    await navigator.serviceWorker.register('/sw.mjs', { scope: '/', type: 'module', updateViaCache: 'none' });
+  } else {
+    const url = '/sw.js' + (q.has('nosync') ? '?nosync=1' : '');
+    await navigator.serviceWorker.register(url, { scope: '/', updateViaCache: 'none' });
+  }
   await navigator.serviceWorker.ready;
   document.documentElement.dataset.ready = 'true';
 })();
@@ -66,6 +71,12 @@ self.addEventListener('fetch', (event) => {
       { headers: { 'Content-Type': 'text/plain' } }));
   }
 });
+`)},
+		"sw.mjs": {Data: []byte(`// The app's own worker as an ES module.
+import '/synctray/sw-sync.mjs';
+
+self.addEventListener('install', (event) => event.waitUntil(self.skipWaiting()));
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 `)},
 		// A dedicated module worker loading the ES-module variant.
 		"mw.js": {Data: []byte(`import '/synctray/sw-sync.mjs';
@@ -279,6 +290,43 @@ func TestModules(t *testing.T) {
 			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
 		}
 		// Another sync finds nothing to send again.
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		for k, n := range e.idem.CountByKey() {
+			if n != 1 {
+				t.Fatalf("the backend applied %s %d times, want once", k, n)
+			}
+		}
+	})
+
+	t.Run("a module service worker with sw-sync.mjs: host down, queued in the browser, replayed once on Background Sync", func(t *testing.T) {
+		e := newEnv(t, options{assets: todoApp(), httpUpstream: true, query: "?nows=1&module=1"})
+		// The browser may still hold an earlier test's worker for this
+		// origin (a port used again): the module one takes over.
+		e.waitJS("the app's module worker in control", `navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL === location.origin + '/sw.mjs'`)
+		if !evalIn[bool](e, e.worker(), `self.synctraySwSync.syncSupported`) {
+			t.Fatal("the module worker has no Background Sync")
+		}
+		regID := e.registrationID()
+		e.stopHost()
+		a := e.write("POST", "/upstream/todos", map[string]any{"title": "a"}, nil)
+		b := e.write("PATCH", "/upstream/todos/7", map[string]any{"done": true}, nil)
+		for _, w := range []written{a, b} {
+			if q := w.queued(t); w.Status != 202 || q.Queued != "browser" || q.Key != w.Key {
+				t.Fatalf("write with the host down = %d %s, want 202 queued in the browser with its key", w.Status, w.Text)
+			}
+		}
+		if q := e.swQueue(); len(q) != 2 || q[0].Key != a.Key || q[1].Key != b.Key {
+			t.Fatalf("browser queue = %+v, want a, b in order", q)
+		}
+		e.startHost()
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		recs := e.waitIdem(a.Key, b.Key)
+		if recs[1].Method != "PATCH" || recs[1].Path != "/todos/7" || recs[1].Body != `{"done":true}` {
+			t.Fatalf("the backend got %+v, want the PATCH with its body", recs[1])
+		}
+		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
+			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
+		}
 		e.dispatchSyncTag(regID, "synctray-upstream")
 		for k, n := range e.idem.CountByKey() {
 			if n != 1 {
