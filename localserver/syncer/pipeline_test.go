@@ -243,3 +243,34 @@ func TestHTTPModeAdoptsANewWrite(t *testing.T) {
 		}
 	})
 }
+
+func TestHTTPModeAnAdoptedWriteIsSentOnce(t *testing.T) {
+	// An adoption that lands as a drain ends must be sent by the next
+	// drain, not put back in the queue and claimed again.
+	fw := &fakeForwarder{}
+	e := httpEnv(t, nil, fw, syncer.Options{Concurrency: 4})
+	e.run()
+	var ids []int64
+	for i := range 300 {
+		testsupport.WaitFor(t, "a slot", e.eng.Reserve)
+		a, _, err := e.db.Enqueue(context.Background(), outbox.NewAction{Key: testsupport.NewKey(), Type: "http", Payload: json.RawMessage(`{}`), Claimed: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.eng.Adopt(a)
+		ids = append(ids, a.ID)
+		if i%3 == 0 { // now and then, let the drain end first
+			testsupport.WaitFor(t, "idle", func() bool { return !e.eng.Status().Syncing })
+		}
+	}
+	testsupport.WaitFor(t, "all synced", func() bool { return e.counts()[outbox.Synced] == len(ids) })
+	for _, id := range ids {
+		a, _, err := e.db.Get(context.Background(), id)
+		if err != nil || a.Attempts != 1 {
+			t.Fatalf("action %d: %d attempts (%v), want 1", id, a.Attempts, err)
+		}
+	}
+	if n := len(fw.sent()); n != len(ids) {
+		t.Fatalf("%d requests for %d writes", n, len(ids))
+	}
+}

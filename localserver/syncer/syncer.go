@@ -389,13 +389,18 @@ func (e *Engine) Run(ctx context.Context) error {
 		storeProblem := e.storage != nil
 		wait := e.retryAtLocked().Sub(e.o.Clock.Now())
 		e.mu.Unlock()
+		if len(e.adopted) > 0 {
+			pending = true // adopted as the last drain ended: the next sends it
+		}
 
 		if pending && !paused && wait <= 0 {
 			rep := e.drain(ctx)
 			pending = rep.Err != nil // a failure leaves work behind
 			continue
 		}
-		e.returnAdopted(ctx) // not sending now: writes claimed at enqueue wait in the queue
+		if paused || wait > 0 {
+			e.returnAdopted(ctx) // not sending now: writes claimed at enqueue wait in the queue
+		}
 
 		var retryC, probeC, storeC <-chan time.Time
 		var timers []clock.Timer
