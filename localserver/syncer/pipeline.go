@@ -17,6 +17,12 @@ type claimed struct {
 	left  int // outcomes not recorded yet; only the recorder changes it
 }
 
+// job is one write for a sender, with the claim it came in.
+type job struct {
+	a outbox.Action
+	c *claimed
+}
+
 // answered is one write's outcome, from a sender.
 type answered struct {
 	out  outbox.Outcome
@@ -46,10 +52,7 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 		return
 	}
 	limit := e.o.BatchSize
-	jobs := make(chan struct {
-		a outbox.Action
-		c *claimed
-	}, limit) // never more than limit claimed or adopted and not answered: sends to it never block
+	jobs := make(chan job, limit) // never more than limit claimed or adopted and not answered: sends to it never block
 	answers := make(chan answered, limit)
 	var (
 		stopMu  sync.Mutex
@@ -91,10 +94,6 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 	}
 
 	errSeq := e.recordErrSeq() // a record failing from now on stops this drain
-	type job = struct {
-		a outbox.Action
-		c *claimed
-	}
 	type claimResult struct {
 		batch []outbox.Action
 		want  int
@@ -129,11 +128,11 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 				outstanding++
 			}
 		}
-		// Claims run beside this loop, so that a write adopted or answered
-		// meanwhile does not wait for the database.
 		if err := e.recordErrSince(errSeq); err != nil {
 			stop = cmp.Or(stop, err)
 		}
+		// Claims run beside this loop, so that a write adopted or answered
+		// meanwhile does not wait for the database.
 		if claiming == 0 && stop == nil && !dry && outstanding <= limit/2 && e.unrecorded() < limit && !paused() {
 			want := limit - outstanding
 			if !started {
