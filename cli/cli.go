@@ -271,6 +271,15 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, err
 }
 
+// parseNoArgs is parse for a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = usageErr(fs, "unexpected argument %q", pos[0])
+	}
+	return err
+}
+
 // parseArgs is parse that also reports which flags were given on the
 // command line rather than in the environment.
 func parseArgs(fs *flag.FlagSet, args []string) (pos []string, given map[string]bool, err error) {

@@ -41,12 +41,8 @@ func runOutboxExport(ctx context.Context, args []string, stdout, stderr io.Write
 	state := fs.String("state", "", "only this state (queued, syncing, synced, failed, cancelled)")
 	since := fs.String("since", "", "only actions created since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (24h, 90m)")
 	format := fs.String("format", "jsonl", "output format: jsonl or csv")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	if *format != "jsonl" && *format != "csv" {
 		return fmt.Errorf("--format %q: want jsonl or csv", *format)

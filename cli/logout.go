@@ -21,10 +21,8 @@ func runLogout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var c common
 	c.register(fs, localserver.DefaultAddr)
 	all := fs.Bool("all", false, "sign out every browser session (required: sessions are not signed out one by one)")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageErr(fs, "unexpected argument %q", pos[0])
 	} else if !*all {
 		return usageErr(fs, "give --all: sessions are not signed out one by one")
 	}

@@ -19,10 +19,8 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var c common
 	c.register(fs, localserver.DefaultAddr)
 	printOnly := fs.Bool("print", false, "print the link instead of opening it")
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	hc, err := newHostClient(c)
 	if err != nil {

@@ -21,10 +21,8 @@ func runQuit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("quit", "synctray quit [flags]\n\nStops the running synctray (tray app or serve) cleanly and waits until it has stopped.", stderr)
 	var c common
 	c.register(fs, localserver.DefaultAddr)
-	if pos, err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageErr(fs, "unexpected argument %q", pos[0])
 	}
 	hc, err := newHostClient(c)
 	if err != nil {
