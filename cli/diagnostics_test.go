@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,22 +68,12 @@ func enqueue(t *testing.T, h *localserver.Host) int64 {
 	return a.ID
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestWithJSONEveryErrorIsJSONOnStdout(t *testing.T) {
 	dir := t.TempDir()
 	addr, _ := runningHost(t, dir)
 	tokenOnly := t.TempDir() // a token, but no host at nobody
 	os.WriteFile(filepath.Join(tokenOnly, "api-token"), []byte(strings.Repeat("ab", 32)), 0o600)
-	nobody := freeAddr(t)
+	nobody := testsupport.FreeAddr(t)
 	cases := []struct {
 		name     string
 		args     []string

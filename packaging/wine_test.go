@@ -17,12 +17,10 @@ package packaging
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"debug/pe"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +30,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"synctray/internal/testsupport"
 )
 
 const (
@@ -262,58 +262,21 @@ func err2str(err error) string {
 	return err.Error()
 }
 
-// wineFreeAddr is a loopback address with a port free now.
-func wineFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func wineUUID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 // wineServe is `synctray.exe serve` running under wine.
 type wineServe struct {
 	exe  string
 	addr string
 	cmd  *exec.Cmd
-	out  *wineLog
+	out  *testsupport.SyncBuffer
 	done chan struct{}
 	err  error
-}
-
-// wineLog is the output of a process, safe to read while it runs.
-type wineLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *wineLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(b)
-}
-
-func (l *wineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startServe starts `exe serve --addr addr` with the default data dir.
 // The process is killed at cleanup if the test did not stop it.
 func (p *winePrefix) startServe(t *testing.T, exe, addr string) *wineServe {
 	t.Helper()
-	s := &wineServe{exe: exe, addr: addr, out: &wineLog{}, done: make(chan struct{})}
+	s := &wineServe{exe: exe, addr: addr, out: &testsupport.SyncBuffer{}, done: make(chan struct{})}
 	// Bounded like every wine call: no test runs that long.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	s.cmd = exec.CommandContext(ctx, "wine", exe, "serve", "--addr", addr)
@@ -418,7 +381,7 @@ func wineServeCheck(t *testing.T, p *winePrefix, exe string, gui bool) {
 	if _, err := os.Stat(dataDir); err == nil {
 		t.Fatalf("%s exists before the first start", dataDir)
 	}
-	addr := wineFreeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	start := time.Now()
 	s := p.startServe(t, exe, addr)
 	h, ready := wineHealth(t, s, addr, time.Minute)
@@ -432,7 +395,7 @@ func wineServeCheck(t *testing.T, p *winePrefix, exe string, gui bool) {
 	}
 
 	// Enqueue one action, as the README's curl example does.
-	key := wineUUID()
+	key := testsupport.NewKey()
 	body := `{"type":"message","payload":{"text":"hello from wine"}}`
 	req, _ := http.NewRequest("POST", "http://"+addr+"/api/actions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
@@ -617,7 +580,7 @@ func TestWineInstaller(t *testing.T) {
 	// While synctray runs, the uninstaller refuses (exit 2) and leaves
 	// everything: Windows locks a running .exe, and a half-done uninstall
 	// would leave a program without its entry.
-	addr := wineFreeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	s := p.startServe(t, winInst+`\synctray.exe`, addr)
 	wineHealth(t, s, addr, time.Minute)
 	_, _, err := p.wine(t, 2*time.Minute, winInst+`\uninstall.exe`, "/S", "_?="+winInst)
