@@ -68,7 +68,7 @@ func (e *Engine) drainHTTP(ctx context.Context, maxID int64, rep *Report) {
 	paused := func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return maxID == 0 && (e.st.WorkOffline || e.blocked != nil)
+		return maxID == 0 && e.pausedLocked()
 	}
 	var senders sync.WaitGroup
 	for range e.o.Concurrency {
@@ -214,7 +214,7 @@ func (e *Engine) Reserve() bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.running || e.st.WorkOffline || e.blocked != nil || e.unreachable != nil || e.storage != nil ||
+	if !e.running || e.pausedLocked() || e.unreachable != nil || e.storage != nil ||
 		e.retryAtLocked().After(e.o.Clock.Now()) || e.reserved >= cap(e.adopted) {
 		return false
 	}
@@ -239,10 +239,7 @@ func (e *Engine) Adopt(a outbox.Action) {
 		return
 	}
 	e.adopted <- a // never blocks: at most cap(adopted) slots are reserved
-	select {
-	case e.wake <- struct{}{}: // not a kick: there is nothing new to claim
-	default:
-	}
+	signal(e.wake) // not a kick: there is nothing new to claim
 }
 
 // takeAdopted returns an adopted write, if one waits, and frees its slot.

@@ -45,14 +45,7 @@ func (e *Engine) handOver(a answered) {
 		go e.recordLoop()
 	}
 	r.mu.Unlock()
-	r.poke()
-}
-
-func (r *recorder) poke() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	signal(r.kick)
 }
 
 // unrecorded is how many outcomes wait for their commit: a drain claims
@@ -70,7 +63,7 @@ func (e *Engine) waitRecorded() {
 	r.mu.Lock()
 	r.waiting++
 	r.mu.Unlock()
-	r.poke()
+	signal(r.kick)
 	r.mu.Lock()
 	for r.busy > 0 {
 		r.cond.Wait()
@@ -149,9 +142,6 @@ func (e *Engine) recordLoop() {
 		}
 		r.cond.Broadcast()
 		r.mu.Unlock()
-		select { // a drain waiting for room, or to hear of the failure
-		case e.wake <- struct{}{}:
-		default:
-		}
+		signal(e.wake) // a drain waiting for room, or to hear of the failure
 	}
 }

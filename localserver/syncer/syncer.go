@@ -275,11 +275,20 @@ func NewHTTP(store outbox.Store, fw Forwarder, o Options) *Engine {
 // Kick tells the engine there may be new work. It never blocks.
 func (e *Engine) Kick() {
 	e.mayClaim.Store(true)
+	signal(e.kick)
+}
+
+// signal wakes whoever waits on ch (a channel of one) without blocking;
+// signals that come before the wake merge into one.
+func signal(ch chan struct{}) {
 	select {
-	case e.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
+
+// pausedLocked: the user paused automatic sync, or the upstream blocked it.
+func (e *Engine) pausedLocked() bool { return e.st.WorkOffline || e.blocked != nil }
 
 // Status returns the current status.
 func (e *Engine) Status() Status {
@@ -384,7 +393,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		}
 		e.mu.Lock()
-		paused := e.st.WorkOffline || e.blocked != nil
+		paused := e.pausedLocked()
 		offline := e.unreachable != nil && !e.answered
 		storeProblem := e.storage != nil
 		wait := e.retryAtLocked().Sub(e.o.Clock.Now())
