@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/chromedp/cdproto/serviceworker"
 	"github.com/chromedp/chromedp"
 
 	"synctray/internal/testsupport/idemserver"
@@ -162,7 +163,7 @@ func (e *env) states(key string) []string {
 	return eval[[]string](e, fmt.Sprintf(`window.events.filter((ev) => ev.type === 'action' && ev.key === %q).map((ev) => ev.state)`, key))
 }
 
-// waitApplied waits until the idempotent backend has applied exactly the
+// waitIdem waits until the idempotent backend has applied exactly the
 // keys want, in this order, each once.
 func (e *env) waitIdem(want ...string) []idemserver.Record {
 	e.t.Helper()
@@ -179,6 +180,27 @@ func (e *env) waitIdem(want ...string) []idemserver.Record {
 		e.t.Fatalf("the backend applied %q, want %q (each once, in order)", keys, want)
 	}
 	return got
+}
+
+// replayOnSync starts the host again and fires the worker's Background
+// Sync: the backend must apply exactly keys, in order, each once, and the
+// browser's queue be empty; a second sync sends nothing again. It returns
+// what the backend applied.
+func (e *env) replayOnSync(regID serviceworker.RegistrationID, keys ...string) []idemserver.Record {
+	e.t.Helper()
+	e.startHost()
+	e.dispatchSyncTag(regID, "synctray-upstream")
+	recs := e.waitIdem(keys...)
+	if !poll(func() bool { return len(e.swQueue()) == 0 }) {
+		e.t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
+	}
+	e.dispatchSyncTag(regID, "synctray-upstream")
+	for k, n := range e.idem.CountByKey() {
+		if n != 1 {
+			e.t.Fatalf("the backend applied %s %d times, want once", k, n)
+		}
+	}
+	return recs
 }
 
 // Keys an app chose itself (the host takes any UUID).
@@ -277,24 +299,12 @@ func TestModules(t *testing.T) {
 			t.Fatalf("sync tags = %q, want synctray-upstream registered", tags)
 		}
 
-		e.startHost()
-		e.dispatchSyncTag(regID, "synctray-upstream")
-		recs := e.waitIdem(a.Key, b.Key, c.Key)
+		recs := e.replayOnSync(regID, a.Key, b.Key, c.Key)
 		if recs[1].Method != "PUT" || recs[1].Path != "/todos/7" || recs[1].Header.Get("If-Match") != `"v1"` || recs[1].Body != `{"title":"b"}` {
 			t.Fatalf("the backend got %+v, want the PUT with its If-Match and body", recs[1])
 		}
 		if recs[2].Method != "DELETE" || recs[2].Path != "/todos/3?hard=1" {
 			t.Fatalf("the backend got %+v, want DELETE /todos/3?hard=1", recs[2])
-		}
-		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
-			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
-		}
-		// Another sync finds nothing to send again.
-		e.dispatchSyncTag(regID, "synctray-upstream")
-		for k, n := range e.idem.CountByKey() {
-			if n != 1 {
-				t.Fatalf("the backend applied %s %d times, want once", k, n)
-			}
 		}
 	})
 
@@ -318,20 +328,9 @@ func TestModules(t *testing.T) {
 		if q := e.swQueue(); len(q) != 2 || q[0].Key != a.Key || q[1].Key != b.Key {
 			t.Fatalf("browser queue = %+v, want a, b in order", q)
 		}
-		e.startHost()
-		e.dispatchSyncTag(regID, "synctray-upstream")
-		recs := e.waitIdem(a.Key, b.Key)
+		recs := e.replayOnSync(regID, a.Key, b.Key)
 		if recs[1].Method != "PATCH" || recs[1].Path != "/todos/7" || recs[1].Body != `{"done":true}` {
 			t.Fatalf("the backend got %+v, want the PATCH with its body", recs[1])
-		}
-		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
-			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
-		}
-		e.dispatchSyncTag(regID, "synctray-upstream")
-		for k, n := range e.idem.CountByKey() {
-			if n != 1 {
-				t.Fatalf("the backend applied %s %d times, want once", k, n)
-			}
 		}
 	})
 
