@@ -27,32 +27,30 @@ func upstreamStores(t *testing.T, test func(t *testing.T, args []string, applied
 		dir := t.TempDir()
 		test(t, []string{"--data-dir", dir}, func() []string {
 			s, err := upstream.OpenStore(filepath.Join(dir, "upstream.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			keys, err := s.AppliedKeys(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return keys
+			return appliedKeys(t, s, err)
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := pgtest.DB(t)
 		test(t, []string{"--data-dir", t.TempDir(), "--db-file", writeFile(t, "dsn", dsn)}, func() []string {
 			s, err := pgstore.Open(context.Background(), dsn, pgstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			keys, err := s.AppliedKeys(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return keys
+			return appliedKeys(t, s, err)
 		})
 	})
+}
+
+// appliedKeys returns the keys in s, just opened (with err), and closes it.
+func appliedKeys(t *testing.T, s upstream.Store, err error) []string {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	keys, err := s.AppliedKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 type sent struct {
