@@ -139,6 +139,12 @@ func TestTodoExample(t *testing.T) {
 
 		js.stop()
 		a := e.addTodo("buy milk")
+		// The first write tells the host the backend is down, and the page
+		// says so above the list: a longer status, which moves the list
+		// down. Wait for it, as a user would see it, so that the clicks
+		// below land where they aim (a click is a point on the screen).
+		e.waitJS("the host's status offline, with the problem", `(() => { const c = document.getElementById('conn');
+			return c.dataset.state === 'offline' && c.textContent.startsWith('Offline: ') && c.textContent.length > 'Offline: '.length + 10; })()`)
 		b := e.addTodo("call mum")
 		c := e.addTodo("water the plants")
 		e.editTodo(b, "call mum and dad")
@@ -162,8 +168,6 @@ func TestTodoExample(t *testing.T) {
 		if it := find(got, a); !it.Done || it.Op != "PATCH" {
 			t.Fatalf("the ticked item shows %+v, want it done with a queued PATCH", it)
 		}
-		e.waitJS("the host's status offline, with the problem", `(() => { const c = document.getElementById('conn');
-			return c.dataset.state === 'offline' && c.textContent.startsWith('Offline: ') && c.textContent.length > 'Offline: '.length + 10; })()`)
 		// The page hands its writes to the host one at a time, in order: wait
 		// until the host holds all six.
 		held := func() int {
@@ -202,12 +206,14 @@ func TestTodoExample(t *testing.T) {
 		e.waitItems("the seed list from json-server", showsExactly(seedTodos))
 
 		e.stopHost()
+		// The page finds out at its next status poll and says so above the
+		// list (which moves it): wait for that before clicking Add.
+		e.waitJS("the page says the host is not running", `document.getElementById('conn').dataset.state === 'host-down'`)
 		id := e.addTodo("written with the host down")
 		e.waitItems("the new todo queued in this browser", func(got []item) bool {
 			it := find(got, id)
 			return it.State == "queued" && it.Where == "browser" && it.Label == "queued in this browser"
 		})
-		e.waitJS("the page says the host is not running", `document.getElementById('conn').dataset.state === 'host-down'`)
 		q := e.swQueue()
 		if len(q) != 1 || q[0].Method != "POST" || q[0].URL != e.origin+"/upstream/todos" || !strings.Contains(q[0].Body, `"id":"`+id+`"`) {
 			t.Fatalf("the browser's queue = %+v, want the one POST of %s", q, id)
