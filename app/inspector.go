@@ -68,7 +68,7 @@ type inspector struct {
 	filterBar *fyne.Container
 	bottom    *fyne.Container
 
-	table   *widget.Table
+	table   *actionTable
 	rows    []outbox.Action
 	selRow  int // the table's selected row, -1: none
 	selID   int64
@@ -119,7 +119,7 @@ func newInspector(a *App) *inspector {
 		filterBar.Add(b)
 	}
 
-	in.table = widget.NewTable(
+	in.table = newActionTable(
 		func() (int, int) { return len(in.rows), len(columns) },
 		func() fyne.CanvasObject {
 			l := widget.NewLabel("")
@@ -128,6 +128,7 @@ func newInspector(a *App) *inspector {
 		},
 		in.updateCell,
 	)
+	in.table.onKey = in.selectionKey
 	in.table.ShowHeaderRow = true
 	in.table.CreateHeader = func() fyne.CanvasObject {
 		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -287,17 +288,50 @@ func (in *inspector) updateCell(id widget.TableCellID, o fyne.CanvasObject) {
 }
 
 // typedKey runs on the UI thread (Fyne calls it) for keys no widget took.
-func (in *inspector) typedKey(ev *fyne.KeyEvent) {
+func (in *inspector) typedKey(ev *fyne.KeyEvent) { in.selectionKey(ev) }
+
+// selectionKey acts on the selection for Delete (Cancel) and Enter
+// (Retry), when the button it stands for is enabled; it reports whether
+// the key was one of them.
+func (in *inspector) selectionKey(ev *fyne.KeyEvent) bool {
 	switch ev.Name {
 	case fyne.KeyDelete, fyne.KeyBackspace:
 		if !in.cancel.Disabled() {
 			in.cancel.OnTapped()
 		}
+		return true
 	case fyne.KeyReturn, fyne.KeyEnter:
 		if !in.retry.Disabled() {
 			in.retry.OnTapped()
 		}
+		return true
 	}
+	return false
+}
+
+// actionTable is the outbox table: a widget.Table that also takes Delete
+// and Enter. A click on a row gives the table the focus, and Fyne then
+// sends keys to it rather than to the window's handler; widget.Table
+// itself ignores both.
+type actionTable struct {
+	widget.Table
+	onKey func(*fyne.KeyEvent) bool // true: the key was taken
+}
+
+func newActionTable(length func() (int, int), create func() fyne.CanvasObject, update func(widget.TableCellID, fyne.CanvasObject)) *actionTable {
+	t := &actionTable{}
+	t.Length, t.CreateCell, t.UpdateCell = length, create, update
+	t.ExtendBaseWidget(t)
+	return t
+}
+
+// TypedKey: Delete and Enter act on the selection, the other keys move
+// and select as in any table.
+func (t *actionTable) TypedKey(ev *fyne.KeyEvent) {
+	if t.onKey != nil && t.onKey(ev) {
+		return
+	}
+	t.Table.TypedKey(ev)
 }
 
 // actionHint says which buttons an action's state rules out, and why.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 )
 
@@ -55,10 +56,62 @@ func TestTheWholeRowFitsTheDefaultWindow(t *testing.T) {
 	}
 }
 
+// pressKey sends a key as Fyne's desktop driver does: to the focused
+// widget if there is one, else to the window's handler
+// (internal/driver/glfw/window.go, processKeyPressed).
+func pressKey(c fyne.Canvas, k fyne.KeyName) {
+	ev := &fyne.KeyEvent{Name: k}
+	if f := c.Focused(); f != nil {
+		f.TypedKey(ev)
+		return
+	}
+	if h := c.OnTypedKey(); h != nil {
+		h(ev)
+	}
+}
+
+// tapRow clicks row (the real widget.Table.Tapped: it selects the row and
+// gives the table the focus, as a mouse click does on the desktop).
+func tapRow(t *testing.T, in *inspector, row int) {
+	t.Helper()
+	size := in.table.Size()
+	for y := float32(1); y < size.Height; y += 4 {
+		test.TapAt(in.table, fyne.NewPos(20, y))
+		if in.selRow == row {
+			return
+		}
+	}
+	t.Fatalf("no point of the table (%v) selects row %d", size, row)
+}
+
+func TestDeleteAndEnterActOnARowClickedWithTheMouse(t *testing.T) {
+	f := sample()
+	a, in := openInspector(t, f, Options{})
+	inspect(a, func() { tapRow(t, in, 1) }) // action 6, failed
+	waitFor(t, a, "action 6", func() bool { return in.detailTitle.Text == "Action 6 · failed" && !in.retry.Disabled() })
+	inspect(a, func() {
+		if in.w.Canvas().Focused() == nil {
+			t.Fatal("a click on a row left nothing focused: the test does not reproduce the desktop")
+		}
+		pressKey(in.w.Canvas(), fyne.KeyReturn)
+	})
+	waitFor(t, a, "the retry", func() bool { return f.called("Retry 6") })
+	inspect(a, func() { tapRow(t, in, 4) }) // action 3, queued
+	waitFor(t, a, "action 3", func() bool { return in.detailTitle.Text == "Action 3 · queued" && !in.cancel.Disabled() })
+	inspect(a, func() { pressKey(in.w.Canvas(), fyne.KeyDelete) })
+	waitFor(t, a, "the cancel", func() bool { return f.called("Cancel 3") })
+	// The table's own keys still work while it has the focus.
+	inspect(a, func() {
+		pressKey(in.w.Canvas(), fyne.KeyUp)
+		pressKey(in.w.Canvas(), fyne.KeySpace)
+	})
+	waitFor(t, a, "the row above, selected with the keyboard", func() bool { return in.selRow == 3 })
+}
+
 func TestDeleteCancelsAndEnterRetriesTheSelection(t *testing.T) {
 	f := sample()
 	a, in := openInspector(t, f, Options{})
-	press := func(k fyne.KeyName) { in.w.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: k}) }
+	press := func(k fyne.KeyName) { pressKey(in.w.Canvas(), k) }
 	inspect(a, func() { in.table.Select(widget.TableCellID{Row: 2}) }) // action 5, synced
 	waitFor(t, a, "action 5", func() bool { return in.detailTitle.Text == "Action 5 · synced" && in.cancel.Disabled() })
 	inspect(a, func() { press(fyne.KeyDelete); press(fyne.KeyReturn) })
