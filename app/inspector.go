@@ -20,6 +20,7 @@ import (
 const (
 	LabelCancel          = "Cancel"
 	LabelRetry           = "Retry"
+	LabelCopyKey         = "Copy key"
 	LabelCancelAllQueued = "Cancel all queued…"
 	LabelConfirmCancel   = "Cancel them"
 	LabelQuitApp         = "Quit synctray"
@@ -39,12 +40,20 @@ func filterTitle(s outbox.State) string {
 	return strings.ToUpper(string(s[:1])) + string(s[1:])
 }
 
-// columns of the table.
+// columns of the table. A column with a widest value is as wide as that
+// value or its title, whichever is wider; the columns without one (free
+// text) share what is left, by share.
 var columns = []struct {
-	title string
-	width float32
+	title  string
+	widest string  // the widest value the column shows; "": free text
+	share  float32 // of the width left for free text
 }{
-	{"Created", 120}, {"Summary", 230}, {"State", 70}, {"Attempts", 70}, {"Next try", 75}, {"Last error", 160},
+	{"Created", "Dec 30 23:59:59", 0},
+	{"Summary", "", 0.6},
+	{"State", "cancelled", 0},
+	{"Attempts", "999", 0},
+	{"Next try", "23:59:59", 0},
+	{"Last error", "", 0.4},
 }
 
 // The table's columns fit the table's part of the default window (1200 ×
@@ -53,7 +62,34 @@ var columns = []struct {
 const (
 	defaultWidth = 1200
 	splitOffset  = 0.64
+	// tableChrome is the part of the table's width that no column gets:
+	// the split's handle, the table's padding, its vertical scrollbar.
+	tableChrome = 30
 )
+
+// textWidth is how wide a table cell (a label) must be to show s whole.
+func textWidth(s string, bold bool) float32 {
+	l := widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: bold})
+	return l.MinSize().Width
+}
+
+// columnWidths sizes the columns to their content within avail pixels.
+func columnWidths(avail float32) []float32 {
+	w := make([]float32, len(columns))
+	left := avail
+	for i, c := range columns {
+		if c.widest != "" {
+			w[i] = max(textWidth(c.widest, false), textWidth(c.title, true))
+			left -= w[i]
+		}
+	}
+	for i, c := range columns {
+		if c.widest == "" {
+			w[i] = max(left*c.share, textWidth(c.title, true))
+		}
+	}
+	return w
+}
 
 // inspector is the outbox window. Its fields are touched on the UI thread
 // only (apply and render run through App.ui; Fyne calls the handlers).
@@ -68,15 +104,17 @@ type inspector struct {
 	filterBar *fyne.Container
 	bottom    *fyne.Container
 
-	table   *actionTable
-	rows    []outbox.Action
-	selRow  int // the table's selected row, -1: none
-	selID   int64
-	selAct  *outbox.Action // the selected action as last loaded; nil: not loaded
-	pageOf  *widget.Label
-	newer   *widget.Button
-	older   *widget.Button
-	hasNext bool
+	table    *actionTable
+	rows     []outbox.Action
+	selRow   int // the table's selected row, -1: none
+	selID    int64
+	selAct   *outbox.Action // the selected action as last loaded; nil: not loaded
+	copyKey  *widget.Button // copies the key of the action shown
+	keyShown string         // the key of the action the detail pane shows; "": none
+	pageOf   *widget.Label
+	newer    *widget.Button
+	older    *widget.Button
+	hasNext  bool
 
 	detail      *fyne.Container
 	detailTitle *widget.Label
@@ -138,8 +176,8 @@ func newInspector(a *App) *inspector {
 			o.(*widget.Label).SetText(columns[id.Col].title)
 		}
 	}
-	for i, c := range columns {
-		in.table.SetColumnWidth(i, c.width)
+	for i, w := range columnWidths(defaultWidth*splitOffset - tableChrome) {
+		in.table.SetColumnWidth(i, w)
 	}
 	in.table.OnSelected = func(id widget.TableCellID) {
 		in.selRow = id.Row
@@ -180,11 +218,18 @@ func newInspector(a *App) *inspector {
 	in.detailTitle.Wrapping = fyne.TextWrapWord
 	in.fields = widget.NewLabel("")
 	in.fields.Wrapping = fyne.TextWrapWord
+	in.fields.Selectable = true
+	in.copyKey = widget.NewButtonWithIcon(LabelCopyKey, theme.ContentCopyIcon(), func() {
+		if in.keyShown != "" {
+			a.fa.Clipboard().SetContent(in.keyShown)
+		}
+	})
+	in.copyKey.Hide()
 	in.payload = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	in.payload.Wrapping = fyne.TextWrapBreak
 	in.history = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	in.history.Wrapping = fyne.TextWrapWord
-	in.detail = container.NewVBox(in.detailTitle, in.fields,
+	in.detail = container.NewVBox(in.detailTitle, in.fields, container.NewHBox(in.copyKey),
 		widget.NewLabelWithStyle("Payload", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), in.payload,
 		widget.NewLabelWithStyle("History", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), in.history)
 
@@ -401,6 +446,7 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 	default:
 		a := d.act
 		in.selAct = &a
+		in.keyShown = a.Key
 		var f strings.Builder
 		if a.Summary != "" {
 			fmt.Fprintf(&f, "%s\n", shorten(a.Summary, 200))
@@ -442,6 +488,16 @@ func (in *inspector) showDetail(selected int64, d *detailView) {
 }
 
 func (in *inspector) setDetail(title, fields, payload, history string) {
+	if fields == "" {
+		in.keyShown = "" // no action shown
+	}
+	if (in.keyShown != "") != in.copyKey.Visible() {
+		if in.keyShown != "" {
+			in.copyKey.Show()
+		} else {
+			in.copyKey.Hide()
+		}
+	}
 	changed := setText(in.detailTitle, title)
 	changed = setText(in.fields, fields) || changed
 	changed = setText(in.payload, payload) || changed

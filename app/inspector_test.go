@@ -102,6 +102,9 @@ func TestInspectorDetailPane(t *testing.T) {
 		if in.detailTitle.Text != noSelection {
 			t.Errorf("detail title %q before a selection", in.detailTitle.Text)
 		}
+		if in.copyKey.Visible() {
+			t.Error("Copy key shows with no action selected")
+		}
 		if !in.cancel.Disabled() || !in.retry.Disabled() {
 			t.Error("Cancel and Retry are enabled with nothing selected")
 		}
@@ -123,6 +126,13 @@ func TestInspectorDetailPane(t *testing.T) {
 		}
 		if in.cancel.Disabled() || in.retry.Disabled() {
 			t.Error("Cancel and Retry are disabled with an action selected")
+		}
+		if !in.copyKey.Visible() {
+			t.Fatal("no Copy key button for the action shown")
+		}
+		test.Tap(in.copyKey)
+		if got, want := a.fa.Clipboard().Content(), "0190a0b0-0000-7000-8000-000000000006"; got != want {
+			t.Errorf("the clipboard holds %q after Copy key, want the key %q", got, want)
 		}
 	})
 }

@@ -40,19 +40,28 @@ func TestOutboxFromTheTrayShowsTheRowsAtOnce(t *testing.T) {
 }
 
 func TestTheWholeRowFitsTheDefaultWindow(t *testing.T) {
+	test.NewTempApp(t) // text is measured with the app's theme
+	avail := float32(defaultWidth)*splitOffset - tableChrome
+	widths := columnWidths(avail)
 	var total float32
-	for _, c := range columns {
-		total += c.width
+	for i, c := range columns {
+		total += widths[i]
+		// Each column shows its title and its widest value whole.
+		if head := textWidth(c.title, true); widths[i] < head {
+			t.Errorf("column %q is %.0f px, its title needs %.0f: cut off", c.title, widths[i], head)
+		}
+		if c.widest != "" && widths[i] < textWidth(c.widest, false) {
+			t.Errorf("column %q is %.0f px, %q needs %.0f: cut off", c.title, widths[i], c.widest, textWidth(c.widest, false))
+		}
+		if c.title == "Key" {
+			t.Error("the table still has a Key column: rows differ only by UUID")
+		}
 	}
-	// 30: the split's handle, the table's padding and its vertical scrollbar (the
-	// screenshot showed a horizontal bar at 20).
-	if avail := float32(defaultWidth)*splitOffset - 30; total > avail {
+	if total > avail+0.5 {
 		t.Fatalf("columns take %.0f px, the table has %.0f at the default size: a horizontal scrollbar", total, avail)
 	}
-	for _, c := range columns {
-		if c.title == "Key" {
-			t.Fatal("the table still has a Key column: rows differ only by UUID")
-		}
+	if s := widths[1]; s < 200 {
+		t.Errorf("the summary gets %.0f px, want room for a message's text", s)
 	}
 }
 
