@@ -24,11 +24,11 @@ const exportSynopsis = `synctray outbox export [--state S] [--since T] [--format
 Writes the running host's outbox to stdout, oldest first, as the host reads
 it from SQLite page by page (memory stays constant however large the outbox).
 jsonl: one action per line with its history; csv: one row per action
-(id,key,type,state,attempts,created_at,updated_at,synced_at,last_error,summary)
-after a header.`
+(id,key,type,state,attempts,created_at,updated_at,synced_at,last_error,summary,history)
+after a header, its history a JSON array in the last column.`
 
 // exportColumns is the CSV header.
-var exportColumns = []string{"id", "key", "type", "state", "attempts", "created_at", "updated_at", "synced_at", "last_error", "summary"}
+var exportColumns = []string{"id", "key", "type", "state", "attempts", "created_at", "updated_at", "synced_at", "last_error", "summary", "history"}
 
 // runOutboxExport is `synctray outbox export`. It reads the host's
 // GET /api/actions/export stream (one request: the host pages through
@@ -80,11 +80,15 @@ func runOutboxExport(ctx context.Context, args []string, stdout, stderr io.Write
 			return fmt.Errorf("write csv: %w", err)
 		}
 		write = func(line []byte) error {
-			var a outbox.Action
+			var a localserver.ExportLine
 			if err := json.Unmarshal(line, &a); err != nil {
 				return fmt.Errorf("decode exported action: %w", err)
 			}
-			cw.Write(csvRow(a))
+			row, err := csvRow(a)
+			if err != nil {
+				return err
+			}
+			cw.Write(row)
 			cw.Flush() // into out, which buffers
 			return cw.Error()
 		}
@@ -132,15 +136,21 @@ func copyLines(r io.Reader, write func([]byte) error) (int, error) {
 	}
 }
 
-func csvRow(a outbox.Action) []string {
+// csvRow is one action as a CSV row; its history is a JSON array in the
+// last column, as in jsonl.
+func csvRow(a localserver.ExportLine) ([]string, error) {
 	ts := func(t *time.Time) string {
 		if t == nil {
 			return ""
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
+	history, err := json.Marshal(a.History)
+	if err != nil {
+		return nil, fmt.Errorf("encode the history of action %d: %w", a.ID, err)
+	}
 	return []string{strconv.FormatInt(a.ID, 10), a.Key, a.Type, string(a.State), strconv.Itoa(a.Attempts),
-		ts(&a.CreatedAt), ts(&a.UpdatedAt), ts(a.SyncedAt), a.LastError, a.Summary}
+		ts(&a.CreatedAt), ts(&a.UpdatedAt), ts(a.SyncedAt), a.LastError, a.Summary, string(history)}, nil
 }
 
 // parseSince reads --since: an RFC 3339 time, or a duration back from now.

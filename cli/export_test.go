@@ -136,7 +136,7 @@ func TestOutboxExport(t *testing.T) {
 			case "csv":
 				rd := csv.NewReader(strings.NewReader(out.head.String()))
 				header, err := rd.Read()
-				if err != nil || strings.Join(header, ",") != "id,key,type,state,attempts,created_at,updated_at,synced_at,last_error,summary" {
+				if err != nil || strings.Join(header, ",") != "id,key,type,state,attempts,created_at,updated_at,synced_at,last_error,summary,history" {
 					t.Fatalf("header %q (%v)", header, err)
 				}
 				row, err := rd.Read()
@@ -145,6 +145,10 @@ func TestOutboxExport(t *testing.T) {
 				}
 				if _, err := time.Parse(time.RFC3339Nano, row[5]); err != nil {
 					t.Fatalf("created_at %q: %v", row[5], err)
+				}
+				var history []outbox.Change
+				if err := json.Unmarshal([]byte(row[10]), &history); err != nil || len(history) != 1 || history[0].From != "" || history[0].To != outbox.Queued {
+					t.Fatalf("history %q (%v), want the one change (new) → queued as JSON", row[10], err)
 				}
 			}
 		})
