@@ -53,6 +53,7 @@ func runTray(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer routeStdLog(log)() // Fyne reports its errors through the log package
 
 	// One synctray per address: a second start hands over to the first.
 	if handed, err := handOver(ctx, c, stdout, stderr); handed || err != nil {
