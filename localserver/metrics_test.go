@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -13,6 +14,7 @@ import (
 
 	"synctray/internal/testsupport"
 	"synctray/localserver"
+	"synctray/localserver/clock"
 )
 
 // scrape is one parsed answer of GET /metrics.
@@ -192,4 +194,50 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("backlog age = %v, want the queued action's age", age)
 		}
 	})
+}
+
+// The backlog's age is the oldest queued action's, on the host's clock; and
+// a blocked host says so, with its problem.
+func TestMetricsBacklogAgeAndBlockedState(t *testing.T) {
+	var refuse atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(up.Close)
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	e := startHTTPHost(t, up.URL, localserver.Config{Clock: clk, WorkOffline: true})
+	async := map[string]string{"Prefer": "respond-async"}
+	if resp, data := e.write("POST", "/todos", `{"title":"old"}`, testsupport.NewKey(), async); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("write = %d %s, want 202", resp.StatusCode, data)
+	}
+	clk.Advance(90 * time.Second)
+	if resp, data := e.write("POST", "/todos", `{"title":"new"}`, testsupport.NewKey(), async); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("write = %d %s, want 202", resp.StatusCode, data)
+	}
+	clk.Advance(10 * time.Second)
+	s := e.scrapeWhen(2, "synctray_actions_enqueued_total")
+	if age := s.value("synctray_backlog_age_seconds"); age < 100 || age >= 101 {
+		t.Errorf("backlog age = %v s, want the oldest queued action's: 100 s on the host's clock", age)
+	}
+
+	refuse.Store(true)
+	if resp, data := e.req("PUT", "/api/mode", `{"work_offline":false}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("mode = %d %s", resp.StatusCode, data)
+	}
+	testsupport.WaitFor(t, "the host blocked by the 401", func() bool {
+		return e.scrape().value("synctray_state", "state=blocked") == 1
+	})
+	s = e.scrape()
+	s.want(t, 0, "synctray_state", "state=online")
+	s.want(t, 0, "synctray_state", "state=offline")
+	s.want(t, 1, "synctray_problem", "code=unauthorized")
+	s.want(t, 2, "synctray_actions", "state=queued") // blocked: kept, not failed
+	s.want(t, 0, "synctray_actions_failed_total")
+	if age := s.value("synctray_backlog_age_seconds"); age < 100 {
+		t.Errorf("backlog age = %v s while blocked, want at least 100 s", age)
+	}
 }
