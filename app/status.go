@@ -39,7 +39,8 @@ func (s IconState) String() string {
 }
 
 // StatusLine sums up the host's status in one line for the tray menu and
-// the window ("Online · 3 queued", "Offline since 14:02 · 12 queued",
+// the window ("Online · 3 queued", "Offline since 14:02: Upstream not
+// reachable · 12 queued",
 // "1 message rejected — open Outbox"), and picks the tray icon.
 func StatusLine(st localserver.Status) (string, IconState) {
 	waiting := st.Counts[outbox.Queued] + st.Counts[outbox.Syncing]
@@ -72,6 +73,10 @@ func StatusLine(st localserver.Status) (string, IconState) {
 		conn := "Offline"
 		if st.OfflineSince != nil {
 			conn += " since " + st.OfflineSince.Local().Format("15:04")
+		}
+		if st.Problem != nil && st.Problem.Message != "" {
+			// Why, in the host's words, as the CLI and the web page say it.
+			conn += ": " + shorten(st.Problem.Message, 80)
 		}
 		parts, state = []string{conn, queue}, IconOffline
 	case failed > 0:

@@ -38,6 +38,9 @@ func TestStatusLine(t *testing.T) {
 			"Online · 2 queued · 1 syncing", IconQueued}, // the filters' words and counts
 		{"offline since a time", localserver.Status{Status: syncer.Status{OfflineSince: &since}, Counts: counts(outbox.Queued, 12)},
 			"Offline since 14:02 · 12 queued", IconOffline},
+		{"offline says why, as the host puts it", localserver.Status{Status: syncer.Status{State: syncer.StateOffline, OfflineSince: &since,
+			Problem: &syncer.Problem{Code: "unreachable", Message: "Upstream not reachable"}}, Counts: counts(outbox.Queued, 12)},
+			"Offline since 14:02: Upstream not reachable · 12 queued", IconOffline},
 		{"offline, no time known", localserver.Status{Counts: counts(outbox.Queued, 100000)},
 			"Offline · 100,000 queued", IconOffline},
 		{"working offline", localserver.Status{Status: syncer.Status{Online: true, WorkOffline: true}, Counts: counts(outbox.Queued, 2)},
