@@ -58,7 +58,7 @@ func startProc(t *testing.T, logf *os.File, args ...string) *proc {
 	return p
 }
 
-func waitHealthy(t *testing.T, base string, p *proc) {
+func waitHealthy(t testing.TB, base string, p *proc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -79,7 +79,7 @@ func waitHealthy(t *testing.T, base string, p *proc) {
 	t.Fatal("synctray did not become healthy within 20 s")
 }
 
-func readToken(t *testing.T, dir string) string {
+func readToken(t testing.TB, dir string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
