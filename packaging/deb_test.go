@@ -508,8 +508,9 @@ func excluded(name string) bool {
 }
 
 // TestDebInstall installs the package with apt-get, as a user would, runs
-// the installed synctray, then removes and purges it and checks that no
-// file is left. Root only; it will not touch a machine where synctray is
+// the installed synctray, then removes it and checks that nothing of it is
+// left (files, dpkg's records: it has no conffiles to keep), then purges
+// it and checks again. Root only; it will not touch a machine where synctray is
 // installed already, nor overwrite a file it would install.
 func TestDebInstall(t *testing.T) {
 	p := deb(t)
@@ -593,16 +594,47 @@ func TestDebInstall(t *testing.T) {
 		}
 	}
 
+	// The package has no conffiles and no maintainer scripts: then dpkg
+	// has nothing to keep until a purge, and `apt-get remove` alone must
+	// leave nothing of it, not even its records in /var/lib/dpkg/info.
+	if c := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Conffiles}", "synctray")); c != "" {
+		t.Errorf("the package has conffiles (%s): apt-get remove keeps them until a purge; the checks below assume none", c)
+	}
+	for _, script := range []string{"preinst", "postinst", "prerm", "postrm"} {
+		if _, err := os.Lstat("/var/lib/dpkg/info/synctray." + script); err == nil {
+			t.Errorf("the package has a %s script; the checks below assume none", script)
+		}
+	}
+	infoBefore, _ := filepath.Glob("/var/lib/dpkg/info/synctray.*")
+	if len(infoBefore) == 0 {
+		t.Errorf("installed, yet no /var/lib/dpkg/info/synctray.* (the check of dpkg's records after remove would test nothing)")
+	}
+	t.Logf("installed: dpkg holds %v", infoBefore)
+	// gone checks that nothing of the package is left after step.
+	gone := func(step string) {
+		t.Helper()
+		for _, n := range append(files, "/usr/share/doc/synctray") {
+			if _, err := os.Lstat(n); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("after %s, %s is still there (%v)", step, n, err)
+			}
+		}
+		if info, _ := filepath.Glob("/var/lib/dpkg/info/synctray.*"); len(info) > 0 {
+			t.Errorf("after %s, dpkg still holds %v", step, info)
+		}
+		// Status-Abbrev: wanted state, then current state; n is "not
+		// installed" (no record at all is fine too).
+		out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "synctray").Output()
+		st := strings.TrimSpace(string(out))
+		if err == nil && (len(st) < 2 || st[1] != 'n') {
+			t.Errorf("after %s, dpkg status of synctray is %q, want not installed (?n)", step, st)
+		}
+		t.Logf("after %s: dpkg-query status %q (err %v)", step, st, err)
+	}
+
 	apt("remove", "synctray")
+	gone("apt-get remove")
 	// Purge with dpkg: apt forgets a package it has no archive for once it
 	// is removed (and this one has no conffiles to leave behind anyway).
 	run(t, "dpkg", "--purge", "synctray")
-	for _, n := range append(files, "/usr/share/doc/synctray") {
-		if _, err := os.Lstat(n); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("after apt-get remove and purge, %s is still there (%v)", n, err)
-		}
-	}
-	if out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "synctray").Output(); err == nil && strings.TrimSpace(string(out)) != "un" {
-		t.Errorf("after purge, dpkg status of synctray is %q", out)
-	}
+	gone("dpkg --purge")
 }
