@@ -309,6 +309,82 @@ func TestDebControl(t *testing.T) {
 	}
 }
 
+// checkDepends runs packaging/linux/check-depends.sh (what `make deb` runs
+// before packing) with PATH path ("" for ours) and returns its exit code
+// and stderr.
+func checkDepends(t *testing.T, binary, yaml, path string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", filepath.Join(root, "packaging/linux/check-depends.sh"), binary, yaml)
+	if path != "" {
+		cmd.Env = append(os.Environ(), "PATH="+path)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String()
+	}
+	t.Fatalf("check-depends.sh: %v", err)
+	return -1, ""
+}
+
+// TestDebDependsCheck: the Depends check of `make deb` passes on the packed
+// binary and nfpm.yaml, fails naming the package when nfpm.yaml lacks one
+// the binary needs, and fails naming binutils, instead of passing without
+// looking, when objdump or strings is missing.
+func TestDebDependsCheck(t *testing.T) {
+	binary := filepath.Join(extract(t), "usr/bin/synctray")
+	tool(t, "objdump", "binutils")
+	tool(t, "strings", "binutils")
+	tool(t, "dpkg", "dpkg")
+	yaml := filepath.Join(root, "packaging/linux/nfpm.yaml")
+	if code, stderr := checkDepends(t, binary, yaml, ""); code != 0 {
+		t.Fatalf("check-depends.sh on the packed binary: exit %d\n%s", code, stderr)
+	}
+
+	// nfpm.yaml without libgl1, which the binary links (libGL.so.1).
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := bytes.Replace(b, []byte("\n  - libgl1\n"), []byte("\n"), 1)
+	if bytes.Equal(short, b) {
+		t.Fatal("nfpm.yaml's depends has no line '  - libgl1'")
+	}
+	bad := filepath.Join(t.TempDir(), "nfpm.yaml")
+	if err := os.WriteFile(bad, short, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := checkDepends(t, binary, bad, ""); code != 1 || !strings.Contains(stderr, "libgl1 is not in") {
+		t.Errorf("check-depends.sh with a depends list lacking libgl1: exit %d, stderr %q; want 1 naming libgl1", code, stderr)
+	}
+
+	// A PATH with every tool the script uses but objdump, or strings.
+	for _, missing := range []string{"objdump", "strings"} {
+		dir := t.TempDir()
+		for _, c := range []string{"awk", "grep", "sort", "tr", "head", "cut", "dpkg", "dpkg-query", "objdump", "strings"} {
+			if c == missing {
+				continue
+			}
+			p, err := exec.LookPath(c)
+			if err != nil {
+				t.Fatalf("%s: %v", c, err)
+			}
+			if err := os.Symlink(p, filepath.Join(dir, c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, stderr := checkDepends(t, binary, yaml, dir)
+		if code != 1 || !strings.Contains(stderr, missing+" is missing") || !strings.Contains(stderr, "apt-get install binutils") {
+			t.Errorf("check-depends.sh without %s: exit %d, stderr %q; want 1, naming %s and binutils", missing, code, stderr, missing)
+		}
+	}
+}
+
 // TestDebDesktopFile: the packed .desktop file passes desktop-file-validate,
 // starts synctray from PATH, names the packed icon and says what
 // FyneApp.toml's LinuxAndBSD section says.
