@@ -129,9 +129,10 @@ release: package deb windows installer
 # the Go module proxy, pinned) from packaging/linux/nfpm.yaml: the binary
 # (stripped), the .desktop file, the icons, the man page and the
 # copyright file (synctray's terms and the licenses of every Go module in
-# the binary). The one version is FyneApp.toml's. Before packing, it checks
-# that nfpm.yaml's Depends has the package of every library the binary
-# links (objdump: NEEDED) or GLFW loads (the libX*.so names in it).
+# the binary). The one version is FyneApp.toml's. Before packing,
+# packaging/linux/check-depends.sh checks that nfpm.yaml's Depends has the
+# package of every library the binary links (objdump: NEEDED) or GLFW
+# loads (the libX*.so names in it); without binutils it fails, naming it.
 # Needs binutils (objdump, strings) and dpkg; packaging/deb_test.go tests
 # the result (desktop-file-validate: desktop-file-utils). The files' times
 # are the last commit's (SOURCE_DATE_EPOCH): the same binary and tree give
@@ -140,13 +141,7 @@ NFPM    := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 DEB_BIN := bin/deb/synctray
 deb:
 	mkdir -p bin/deb && $(GO) build -ldflags "-s -w" -o $(DEB_BIN) .   # stripped, as Debian ships programs
-	@set -e; depends=$$(awk '/^depends:/ {f=1; next} f && /^  - / {print $$2; next} {f=0}' packaging/linux/nfpm.yaml); \
-	libs="$$(objdump -p $(DEB_BIN) | awk '$$1 == "NEEDED" {print $$2}') $$(strings $(DEB_BIN) | grep -xE 'libX[A-Za-z0-9_-]*[.]so[.][0-9]+' | sort -u || true)"; \
-	for lib in $$libs; do \
-	  pkg=$$(dpkg -S /lib/x86_64-linux-gnu/$$lib /usr/lib/x86_64-linux-gnu/$$lib 2>/dev/null | head -1 | cut -d: -f1); \
-	  [ -n "$$pkg" ] || { echo "deb: no installed package has $$lib, which $(DEB_BIN) needs" >&2; exit 1; }; \
-	  echo " $$depends " | tr '\n' ' ' | grep -q " $$pkg " || { echo "deb: $(DEB_BIN) needs $$lib, but $$pkg is not in packaging/linux/nfpm.yaml's depends" >&2; exit 1; }; \
-	done
+	sh packaging/linux/check-depends.sh $(DEB_BIN) packaging/linux/nfpm.yaml
 	gzip -9n < packaging/linux/synctray.1 > bin/deb/synctray.1.gz
 	$(GO) run ./packaging/debcopyright $(DEB_BIN) > bin/deb/copyright
 	rm -f bin/synctray_*_amd64.deb

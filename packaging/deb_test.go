@@ -309,6 +309,82 @@ func TestDebControl(t *testing.T) {
 	}
 }
 
+// checkDepends runs packaging/linux/check-depends.sh (what `make deb` runs
+// before packing) with PATH path ("" for ours) and returns its exit code
+// and stderr.
+func checkDepends(t *testing.T, binary, yaml, path string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", filepath.Join(root, "packaging/linux/check-depends.sh"), binary, yaml)
+	if path != "" {
+		cmd.Env = append(os.Environ(), "PATH="+path)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String()
+	}
+	t.Fatalf("check-depends.sh: %v", err)
+	return -1, ""
+}
+
+// TestDebDependsCheck: the Depends check of `make deb` passes on the packed
+// binary and nfpm.yaml, fails naming the package when nfpm.yaml lacks one
+// the binary needs, and fails naming binutils, instead of passing without
+// looking, when objdump or strings is missing.
+func TestDebDependsCheck(t *testing.T) {
+	binary := filepath.Join(extract(t), "usr/bin/synctray")
+	tool(t, "objdump", "binutils")
+	tool(t, "strings", "binutils")
+	tool(t, "dpkg", "dpkg")
+	yaml := filepath.Join(root, "packaging/linux/nfpm.yaml")
+	if code, stderr := checkDepends(t, binary, yaml, ""); code != 0 {
+		t.Fatalf("check-depends.sh on the packed binary: exit %d\n%s", code, stderr)
+	}
+
+	// nfpm.yaml without libgl1, which the binary links (libGL.so.1).
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := bytes.Replace(b, []byte("\n  - libgl1\n"), []byte("\n"), 1)
+	if bytes.Equal(short, b) {
+		t.Fatal("nfpm.yaml's depends has no line '  - libgl1'")
+	}
+	bad := filepath.Join(t.TempDir(), "nfpm.yaml")
+	if err := os.WriteFile(bad, short, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := checkDepends(t, binary, bad, ""); code != 1 || !strings.Contains(stderr, "libgl1 is not in") {
+		t.Errorf("check-depends.sh with a depends list lacking libgl1: exit %d, stderr %q; want 1 naming libgl1", code, stderr)
+	}
+
+	// A PATH with every tool the script uses but objdump, or strings.
+	for _, missing := range []string{"objdump", "strings"} {
+		dir := t.TempDir()
+		for _, c := range []string{"awk", "grep", "sort", "tr", "head", "cut", "dpkg", "dpkg-query", "objdump", "strings"} {
+			if c == missing {
+				continue
+			}
+			p, err := exec.LookPath(c)
+			if err != nil {
+				t.Fatalf("%s: %v", c, err)
+			}
+			if err := os.Symlink(p, filepath.Join(dir, c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, stderr := checkDepends(t, binary, yaml, dir)
+		if code != 1 || !strings.Contains(stderr, missing+" is missing") || !strings.Contains(stderr, "apt-get install binutils") {
+			t.Errorf("check-depends.sh without %s: exit %d, stderr %q; want 1, naming %s and binutils", missing, code, stderr, missing)
+		}
+	}
+}
+
 // TestDebDesktopFile: the packed .desktop file passes desktop-file-validate,
 // starts synctray from PATH, names the packed icon and says what
 // FyneApp.toml's LinuxAndBSD section says.
@@ -508,8 +584,9 @@ func excluded(name string) bool {
 }
 
 // TestDebInstall installs the package with apt-get, as a user would, runs
-// the installed synctray, then removes and purges it and checks that no
-// file is left. Root only; it will not touch a machine where synctray is
+// the installed synctray, then removes it and checks that nothing of it is
+// left (files, dpkg's records: it has no conffiles to keep), then purges
+// it and checks again. Root only; it will not touch a machine where synctray is
 // installed already, nor overwrite a file it would install.
 func TestDebInstall(t *testing.T) {
 	p := deb(t)
@@ -593,16 +670,47 @@ func TestDebInstall(t *testing.T) {
 		}
 	}
 
+	// The package has no conffiles and no maintainer scripts: then dpkg
+	// has nothing to keep until a purge, and `apt-get remove` alone must
+	// leave nothing of it, not even its records in /var/lib/dpkg/info.
+	if c := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Conffiles}", "synctray")); c != "" {
+		t.Errorf("the package has conffiles (%s): apt-get remove keeps them until a purge; the checks below assume none", c)
+	}
+	for _, script := range []string{"preinst", "postinst", "prerm", "postrm"} {
+		if _, err := os.Lstat("/var/lib/dpkg/info/synctray." + script); err == nil {
+			t.Errorf("the package has a %s script; the checks below assume none", script)
+		}
+	}
+	infoBefore, _ := filepath.Glob("/var/lib/dpkg/info/synctray.*")
+	if len(infoBefore) == 0 {
+		t.Errorf("installed, yet no /var/lib/dpkg/info/synctray.* (the check of dpkg's records after remove would test nothing)")
+	}
+	t.Logf("installed: dpkg holds %v", infoBefore)
+	// gone checks that nothing of the package is left after step.
+	gone := func(step string) {
+		t.Helper()
+		for _, n := range append(files, "/usr/share/doc/synctray") {
+			if _, err := os.Lstat(n); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("after %s, %s is still there (%v)", step, n, err)
+			}
+		}
+		if info, _ := filepath.Glob("/var/lib/dpkg/info/synctray.*"); len(info) > 0 {
+			t.Errorf("after %s, dpkg still holds %v", step, info)
+		}
+		// Status-Abbrev: wanted state, then current state; n is "not
+		// installed" (no record at all is fine too).
+		out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "synctray").Output()
+		st := strings.TrimSpace(string(out))
+		if err == nil && (len(st) < 2 || st[1] != 'n') {
+			t.Errorf("after %s, dpkg status of synctray is %q, want not installed (?n)", step, st)
+		}
+		t.Logf("after %s: dpkg-query status %q (err %v)", step, st, err)
+	}
+
 	apt("remove", "synctray")
+	gone("apt-get remove")
 	// Purge with dpkg: apt forgets a package it has no archive for once it
 	// is removed (and this one has no conffiles to leave behind anyway).
 	run(t, "dpkg", "--purge", "synctray")
-	for _, n := range append(files, "/usr/share/doc/synctray") {
-		if _, err := os.Lstat(n); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("after apt-get remove and purge, %s is still there (%v)", n, err)
-		}
-	}
-	if out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "synctray").Output(); err == nil && strings.TrimSpace(string(out)) != "un" {
-		t.Errorf("after purge, dpkg status of synctray is %q", out)
-	}
+	gone("dpkg --purge")
 }

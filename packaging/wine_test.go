@@ -19,6 +19,7 @@ import (
 	"context"
 	"debug/pe"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -459,12 +460,57 @@ func TestWineExeVersion(t *testing.T) {
 	t0 := time.Now()
 	out, stderr, err := p.wine(t, time.Minute, exe, "version")
 	// Read from a pipe: a console build writes there, and so must the GUI
-	// build (it attaches to the inherited handles).
+	// build (it keeps the inherited handles: console_windows.go).
 	if !strings.HasPrefix(out, want) {
 		t.Fatalf("synctray.exe version: stdout %q (stderr %q, %v), want %q...", out, stderr, err, want)
 	}
 	wineFigure(t, "exe %s; `synctray.exe version` %.2f s: %s", wineMB(wineFileSize(t, exe)), time.Since(t0).Seconds(), strings.TrimSpace(out))
+
+	// --help: the usage on stdout and exit 0, as on Linux (cli.Main,
+	// TestMainUsage); and a wrong command exits 2 with its message on
+	// stderr, so that wine is seen passing exit codes through and the
+	// 0 above means something.
+	t0 = time.Now()
+	out, stderr, err = p.wine(t, time.Minute, exe, "--help")
+	if code := wineExitCode(err); code != 0 {
+		t.Errorf("synctray.exe --help: exit %d (%v), want 0 as on Linux", code, err)
+	}
+	help := strings.ReplaceAll(out, "\r\n", "\n")
+	for _, line := range []string{
+		"synctray keeps your actions safe while the connection comes and goes.\n",
+		"\nUsage:\n",
+		"\n  synctray serve [flags]  ",
+		"\n  synctray outbox COMMAND  ",
+		"\n  synctray version  ",
+		"\nRun 'synctray COMMAND --help' for a command's flags.",
+	} {
+		if !strings.Contains(help, line) {
+			t.Errorf("synctray.exe --help: stdout lacks %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("synctray.exe --help: stdout %q, stderr %q", out, stderr)
+	}
+	wineFigure(t, "`synctray.exe --help` %.2f s: exit 0, %d lines of usage on stdout", time.Since(t0).Seconds(), strings.Count(help, "\n"))
+
+	out, stderr, err = p.wine(t, time.Minute, exe, "no-such-command")
+	if code := wineExitCode(err); code != 2 || !strings.Contains(stderr, `unknown command "no-such-command"`) {
+		t.Fatalf("synctray.exe no-such-command: exit %d (%v), stdout %q, stderr %q; want exit 2 and the error on stderr, as on Linux", code, err, out, stderr)
+	}
 	wineFigure(t, "test took %.1f s", time.Since(start).Seconds())
+}
+
+// wineExitCode is the exit code in an error of p.wine: 0 for nil, -1
+// when the program did not exit by itself (a timeout, a signal).
+func wineExitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	return -1
 }
 
 func TestWineServe(t *testing.T) {
