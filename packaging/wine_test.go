@@ -465,6 +465,14 @@ func TestWineExeVersion(t *testing.T) {
 		t.Fatalf("synctray.exe version: stdout %q (stderr %q, %v), want %q...", out, stderr, err, want)
 	}
 	wineFigure(t, "exe %s; `synctray.exe version` %.2f s: %s", wineMB(wineFileSize(t, exe)), time.Since(t0).Seconds(), strings.TrimSpace(out))
+	// Built from a clean checkout (as CI does), the exe names its commit and
+	// does not claim changes: what `fyne package` writes into the checkout
+	// during the build is in .gitignore.
+	if head, clean := gitHead(t); clean && strings.Contains(out, "(commit "+head) && strings.Contains(out, "uncommitted") {
+		t.Errorf("synctray.exe version = %q, built from clean commit %s: it must not say \"uncommitted changes\"", strings.TrimSpace(out), head)
+	} else if !strings.Contains(out, "(commit ") {
+		t.Errorf("synctray.exe version = %q, want the commit it was built from", strings.TrimSpace(out))
+	}
 
 	// --help: the usage on stdout and exit 0, as on Linux (cli.Main,
 	// TestMainUsage); and a wrong command exits 2 with its message on
@@ -748,4 +756,16 @@ func TestWineInstallerOptions(t *testing.T) {
 		t.Logf("uninstall.exe deleted itself despite _?= (fine)")
 	}
 	wineFigure(t, "test took %.1f s", time.Since(start).Seconds())
+}
+
+// gitHead is the checkout's commit, and whether the checkout is clean;
+// "" when git cannot tell.
+func gitHead(t *testing.T) (string, bool) {
+	t.Helper()
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", false
+	}
+	st, err := exec.Command("git", "status", "--porcelain").Output()
+	return strings.TrimSpace(string(head)), err == nil && len(bytes.TrimSpace(st)) == 0
 }
