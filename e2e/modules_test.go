@@ -308,6 +308,46 @@ func TestModules(t *testing.T) {
 		}
 	})
 
+	t.Run("the host answers 503 or 429: the write is kept in the browser and replayed once, in order, when the host takes writes again", func(t *testing.T) {
+		e := newEnv(t, options{assets: todoApp(), httpUpstream: true, proxy: true, query: "?nows=1"})
+		regID := e.registrationID()
+		var ws []written
+		for _, status := range []int32{503, 429} {
+			e.proxy.upstreamStatus.Store(status)
+			w := e.write("POST", "/upstream/todos", map[string]any{"title": fmt.Sprint(status)}, nil)
+			if q := w.queued(t); w.Status != 202 || q.Queued != "browser" || q.Key != w.Key {
+				t.Fatalf("write while the host answers %d = %d %s, want 202 queued in the browser with its key", status, w.Status, w.Text)
+			}
+			ws = append(ws, w)
+		}
+		if q := e.swQueue(); len(q) != 2 || q[0].Key != ws[0].Key || q[1].Key != ws[1].Key {
+			t.Fatalf("browser queue = %+v, want the two writes in order", q)
+		}
+		if n := e.idem.Requests(); n != 0 {
+			t.Fatalf("the backend saw %d requests while the host refused writes, want none", n)
+		}
+		// Still refused: a replay keeps everything for the next trigger.
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		if q := e.swQueue(); len(q) != 2 {
+			t.Fatalf("browser queue = %+v after a replay the host refused, want both writes kept", q)
+		}
+		e.proxy.upstreamStatus.Store(0)
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		recs := e.waitIdem(ws[0].Key, ws[1].Key)
+		if recs[0].Body != `{"title":"503"}` || recs[1].Body != `{"title":"429"}` {
+			t.Fatalf("the backend got %+v, want the two writes in order", recs)
+		}
+		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
+			t.Fatalf("browser queue = %+v after the replay, want it empty", e.swQueue())
+		}
+		e.dispatchSyncTag(regID, "synctray-upstream")
+		for k, n := range e.idem.CountByKey() {
+			if n != 1 {
+				t.Fatalf("the backend applied %s %d times, want once", k, n)
+			}
+		}
+	})
+
 	t.Run("a module service worker with sw-sync.mjs: host down, queued in the browser, replayed once on Background Sync", func(t *testing.T) {
 		e := newEnv(t, options{assets: todoApp(), httpUpstream: true, query: "?nows=1&module=1"})
 		// The browser may still hold an earlier test's worker for this

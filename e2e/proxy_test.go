@@ -28,6 +28,11 @@ type frontProxy struct {
 	// POST /api/actions/batch, as a host that cannot take writes would.
 	unavailable atomic.Bool
 
+	// upstreamStatus, when set, is the status the proxy answers to every
+	// write to /upstream/ (503, 429), as a host that cannot take writes
+	// would; 0 forwards them.
+	upstreamStatus atomic.Int32
+
 	// cancelTwice forwards each POST /api/actions/{id}/cancel twice and
 	// answers with the host's second answer, as when another client (or a
 	// second click) cancelled it first: the host's own 409.
@@ -87,6 +92,12 @@ func (p *frontProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Method == http.MethodPost && r.URL.Path == "/api/actions/batch":
 		p.forwardBatch(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, "/upstream/") && r.Method != http.MethodGet && r.Method != http.MethodHead && p.upstreamStatus.Load() != 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(int(p.upstreamStatus.Load()))
+		io.WriteString(w, `{"error":{"code":"unavailable","message":"the host cannot take writes right now"}}`)
 		return
 	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/cancel") && p.cancelTwice.Load():
 		first := httptest.NewRecorder()
