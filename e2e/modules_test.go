@@ -442,6 +442,28 @@ func TestModules(t *testing.T) {
 		}
 	})
 
+	t.Run("without SyncManager and with no page to ask: the worker's own timer replays once the host is back", func(t *testing.T) {
+		// ?nows=1: the page opens no socket, so nothing of the page's asks
+		// for a replay; only the worker's retry timer (5 s first) can.
+		e := newEnv(t, options{assets: todoApp(), httpUpstream: true, query: "?nosync=1&nows=1"})
+		if evalIn[bool](e, e.worker(), `self.synctraySwSync.syncSupported`) {
+			t.Fatal("the ?nosync=1 worker thinks it has Background Sync")
+		}
+		e.stopHost()
+		w := e.write("POST", "/upstream/todos", map[string]any{"title": "timer"}, nil)
+		if q := w.queued(t); w.Status != 202 || q.Queued != "browser" {
+			t.Fatalf("write with the host down = %d %s, want 202 queued in the browser", w.Status, w.Text)
+		}
+		e.startHost()
+		e.waitIdem(w.Key)
+		if !poll(func() bool { return len(e.swQueue()) == 0 }) {
+			t.Fatalf("browser queue = %+v after the timer's replay, want it empty", e.swQueue())
+		}
+		if n := e.idem.CountByKey()[w.Key]; n != 1 {
+			t.Fatalf("the backend applied the write %d times, want once", n)
+		}
+	})
+
 	t.Run("a write the upstream refuses (422) fails, visibly through subscribe, and the next one goes through", func(t *testing.T) {
 		e := newEnv(t, options{assets: todoApp(), httpUpstream: true})
 		e.waitJS("sync.subscribe got the host's status", `window.events.some((ev) => ev.type === 'status')`)
