@@ -19,6 +19,7 @@ import (
 	"synctray/internal/testsupport"
 	"synctray/internal/testsupport/idemserver"
 	"synctray/localserver"
+	"synctray/localserver/clock"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 )
@@ -350,5 +351,62 @@ func TestReadsThroughUpstreamAreServedOfflineFromTheCache(t *testing.T) {
 	resp, data = e.req("GET", "/upstream/never-seen", nil, nil)
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(data), "offline_not_cached") {
 		t.Fatalf("offline read of an unseen URL = %d %s, want 504 offline_not_cached", resp.StatusCode, data)
+	}
+}
+
+// sent is how many requests up got with the Idempotency-Key key, applied
+// or not.
+func sent(up *idemserver.Server, key string) int {
+	n := 0
+	for _, h := range up.Headers() {
+		if h.Get("Idempotency-Key") == key {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHTTPModeGivesUpOnAWriteTheUpstreamKeepsSayingIsInProgress(t *testing.T) {
+	up := idemserver.Start(t)
+	busy := testsupport.NewKey()
+	up.SetFault(&idemserver.Fault{Key: busy, Status: http.StatusConflict, Body: `{"error":"a request with this key is in progress"}`})
+	// The fake clock moves the backoff on; a jitter of 1 makes it exactly
+	// one second (MinBackoff = MaxBackoff).
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	e := startHTTPHost(t, up.URL, localserver.Config{Sync: syncer.Options{Clock: clk, MinBackoff: time.Second, MaxBackoff: time.Second,
+		Jitter: func() float64 { return 1 }}})
+	_, data := e.write("POST", "/todos", `{"title":"busy"}`, busy, map[string]string{"Prefer": "respond-async"})
+	var first struct {
+		Action outbox.Action `json:"action"`
+	}
+	mustUnmarshal(t, data, &first)
+	later := testsupport.NewKey()
+	if resp, data := e.write("POST", "/todos", `{"title":"later"}`, later, map[string]string{"Prefer": "respond-async"}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("later write = %d %s", resp.StatusCode, data)
+	}
+	id := first.Action.ID
+	for n := 1; n < syncer.MaxBusyAttempts; n++ {
+		testsupport.WaitFor(t, fmt.Sprintf("attempt %d answered 409 and queued again", n), func() bool {
+			a := e.get(id)
+			return a.Attempts == n && a.State == outbox.Queued
+		})
+		if st := e.status(); st.State != syncer.StateOnline {
+			t.Fatalf("state after attempt %d = %s (%+v), want online: a 409 means the upstream is there", n, st.State, st.Problem)
+		}
+		clk.Advance(time.Second) // past the backoff
+	}
+	testsupport.WaitFor(t, "the busy write failed", func() bool { return e.get(id).State == outbox.Failed })
+	a := e.get(id)
+	if a.Attempts != syncer.MaxBusyAttempts || !strings.Contains(a.LastError, "(409)") ||
+		!strings.Contains(a.LastError, fmt.Sprintf("gave up after %d attempts", syncer.MaxBusyAttempts)) {
+		t.Fatalf("failed after %d attempts with %q, want %d attempts and an error naming the 409 and the bound", a.Attempts, a.LastError, syncer.MaxBusyAttempts)
+	}
+	if n := sent(up, busy); n != syncer.MaxBusyAttempts {
+		t.Fatalf("the upstream got the busy write %d times, want %d", n, syncer.MaxBusyAttempts)
+	}
+	// The write behind it was not held up for good: it goes out once.
+	testsupport.WaitFor(t, "the later write synced", func() bool { return e.status().Counts[outbox.Synced] == 1 })
+	if got := up.CountByKey(); got[later] != 1 || got[busy] != 0 {
+		t.Fatalf("applied by key %v, want the later write once and the busy one never", got)
 	}
 }
