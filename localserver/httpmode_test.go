@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"synctray/internal/testsupport/idemserver"
 	"synctray/localserver"
 	"synctray/localserver/clock"
+	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 )
@@ -408,5 +410,61 @@ func TestHTTPModeGivesUpOnAWriteTheUpstreamKeepsSayingIsInProgress(t *testing.T)
 	testsupport.WaitFor(t, "the later write synced", func() bool { return e.status().Counts[outbox.Synced] == 1 })
 	if got := up.CountByKey(); got[later] != 1 || got[busy] != 0 {
 		t.Fatalf("applied by key %v, want the later write once and the busy one never", got)
+	}
+}
+
+func TestHTTPModeKeepsTheFirst64KiBOfTheUpstreamsAnswer(t *testing.T) {
+	// Numbered lines: any 64 KiB of it but the first differ from the first.
+	var b strings.Builder
+	for i := 0; b.Len() < httpup.AnswerBytes+10<<10; i++ {
+		fmt.Fprintf(&b, "answer line %06d\n", i)
+	}
+	long := b.String()
+	cases := []struct {
+		name      string
+		status    int
+		body      string
+		state     outbox.State
+		truncated bool
+	}{
+		{"a 2xx longer than 64 KiB", http.StatusCreated, long, outbox.Synced, true},
+		{"a 4xx longer than 64 KiB", http.StatusUnprocessableEntity, long, outbox.Failed, true},
+		{"a 2xx of exactly 64 KiB", http.StatusOK, long[:httpup.AnswerBytes], outbox.Synced, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := idemserver.Start(t)
+			e := startHTTPHost(t, up.URL, localserver.Config{})
+			key := testsupport.NewKey()
+			up.SetFault(&idemserver.Fault{Key: key, Status: tc.status, Body: tc.body})
+			want := tc.body[:httpup.AnswerBytes]
+			// The page waits (the default): it gets the upstream's status
+			// and what the host kept of its body.
+			resp, data := e.write("POST", "/blobs", `{"n":1}`, key, nil)
+			if resp.StatusCode != tc.status || resp.Header.Get("Synctray-State") != string(tc.state) {
+				t.Fatalf("answer = %d %s, want the upstream's %d and state %s", resp.StatusCode, resp.Header.Get("Synctray-State"), tc.status, tc.state)
+			}
+			if string(data) != want {
+				t.Fatalf("the page got %d bytes of body, want the upstream's first %d", len(data), len(want))
+			}
+			id, err := strconv.ParseInt(resp.Header.Get("Synctray-Action"), 10, 64)
+			if err != nil {
+				t.Fatalf("Synctray-Action %q: %v", resp.Header.Get("Synctray-Action"), err)
+			}
+			// The page is answered before the outcome is recorded.
+			testsupport.WaitFor(t, "the outcome recorded", func() bool { return e.get(id).State == tc.state })
+			a := e.get(id)
+			ans := httpup.ParseAnswer(a.Response)
+			if ans == nil || ans.Status != tc.status {
+				t.Fatalf("stored %s with answer %+v, want %s with the upstream's %d", a.State, ans, tc.state, tc.status)
+			}
+			if string(ans.Body) != want || ans.Truncated != tc.truncated {
+				t.Fatalf("stored %d bytes of body (the first %d: %v), truncated %v; want exactly the first %d, truncated %v",
+					len(ans.Body), len(want), strings.HasPrefix(tc.body, string(ans.Body)), ans.Truncated, len(want), tc.truncated)
+			}
+			if said := strings.Contains(a.Detail, "(the first 64 KiB are kept)"); said != tc.truncated {
+				t.Fatalf("the detail says the answer was cut: %v, want %v; it ends:\n%s", said, tc.truncated, a.Detail[max(0, len(a.Detail)-200):])
+			}
+		})
 	}
 }
