@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"synctray/internal/failure"
 	"synctray/internal/testsupport"
 	"synctray/internal/testsupport/idemserver"
@@ -466,5 +468,37 @@ func TestHTTPModeKeepsTheFirst64KiBOfTheUpstreamsAnswer(t *testing.T) {
 				t.Fatalf("the detail says the answer was cut: %v, want %v; it ends:\n%s", said, tc.truncated, a.Detail[max(0, len(a.Detail)-200):])
 			}
 		})
+	}
+}
+
+func TestHTTPModeMakesAKeyForAWriteWithoutOne(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	var keys, actions []string
+	for range 2 { // the same request twice, with no key
+		resp, data := e.write("POST", "/todos", `{"title":"milk"}`, "", nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("answer = %d %s, want the upstream's 201", resp.StatusCode, data)
+		}
+		key := resp.Header.Get("Idempotency-Key")
+		if u, err := uuid.Parse(key); err != nil || u.Version() != 7 {
+			t.Fatalf("Idempotency-Key in the answer = %q, want the UUIDv7 the host made", key)
+		}
+		keys, actions = append(keys, key), append(actions, resp.Header.Get("Synctray-Action"))
+	}
+	got := up.Applied()
+	if len(got) != 2 || got[0].Key != keys[0] || got[1].Key != keys[1] {
+		t.Fatalf("applied %+v, want each write once with the key the page was told", got)
+	}
+	// The documented cost (docs/integrate.md, "No key?"): the host cannot
+	// tell a resend from a new write, so it is a second action.
+	if keys[0] == keys[1] || actions[0] == actions[1] {
+		t.Fatalf("keys %v, actions %v: want two actions with two keys", keys, actions)
+	}
+	for i, id := range actions {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		if a := e.get(n); a.Key != keys[i] || a.State != outbox.Synced && a.State != outbox.Syncing {
+			t.Fatalf("action %s has key %s (%s), want %s", id, a.Key, a.State, keys[i])
+		}
 	}
 }
