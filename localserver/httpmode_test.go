@@ -502,3 +502,70 @@ func TestHTTPModeMakesAKeyForAWriteWithoutOne(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPModeChecksSizesAtEnqueue(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	binary := func(n int) []byte { // not UTF-8: stored as base64, a third larger
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(0x80 + i%0x7f)
+		}
+		return b
+	}
+	text, octets := map[string]string{"Content-Type": "text/plain"}, map[string]string{"Content-Type": "application/octet-stream"}
+	cases := []struct {
+		name string
+		body []byte
+		hdr  map[string]string
+		want int
+		code string // of the refusal
+		msg  string // in its message
+	}{
+		{"a body over 1 MiB is 413", []byte(strings.Repeat("x", localserver.MaxBodyBytes+1)), text, 413, "body_too_large", "larger than 1048576 bytes"},
+		{"a text body whose stored write is over 256 KiB is 413", []byte(strings.Repeat("x", 300<<10)), text, 413, "payload_too_large",
+			fmt.Sprintf("body of %d bytes", 300<<10)},
+		{"a binary body of 200 KiB is 413: base64 takes it over 256 KiB", binary(200 << 10), octets, 413, "payload_too_large", "base64"},
+		{"a text body of 200 KiB is stored", []byte(strings.Repeat("y", 200<<10)), text, 200, "", ""},
+		{"a binary body of 180 KiB is stored", binary(180 << 10), octets, 200, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key := testsupport.NewKey()
+			hdr := map[string]string{"Idempotency-Key": key}
+			for k, v := range c.hdr {
+				hdr[k] = v
+			}
+			stored := func() (n int) { // actions in the outbox, in any state
+				for _, c := range e.status().Counts {
+					n += c
+				}
+				return n
+			}
+			before := stored()
+			resp, data := e.req("PUT", "/upstream/blobs/1", c.body, hdr)
+			if resp.StatusCode != c.want {
+				t.Fatalf("status = %d, want %d (%.200s)", resp.StatusCode, c.want, data)
+			}
+			if c.code == "" {
+				if got := up.Applied(); len(got) == 0 || got[len(got)-1].Key != key || got[len(got)-1].Body != string(c.body) {
+					t.Fatal("the upstream did not get the body as sent")
+				}
+				return
+			}
+			var eb struct {
+				Error localserver.ErrorBody `json:"error"`
+			}
+			mustUnmarshal(t, data, &eb)
+			if eb.Error.Code != c.code || !strings.Contains(eb.Error.Message, c.msg) {
+				t.Fatalf("error = %+v, want code %q with a message that says %q", eb.Error, c.code, c.msg)
+			}
+			if after := stored(); resp.Header.Get("Synctray-Action") != "" || after != before {
+				t.Fatalf("a refused write was stored: Synctray-Action %q, %d actions before, %d after", resp.Header.Get("Synctray-Action"), before, after)
+			}
+			if sent(up, key) != 0 {
+				t.Fatal("a refused write reached the upstream")
+			}
+		})
+	}
+}
