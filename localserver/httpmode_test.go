@@ -569,3 +569,44 @@ func TestHTTPModeChecksSizesAtEnqueue(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPModeAPIShowsActionsAsRequests(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	ok, _ := e.write("POST", "/todos", `{"title":"milk"}`, testsupport.NewKey(), nil)
+	bad, _ := e.write("PUT", "/todos/7", `{"title":"invalid"}`, testsupport.NewKey(), nil) // idemserver refuses it: 422
+	if ok.StatusCode != http.StatusCreated || bad.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("answers %d, %d; want the upstream's 201 and 422", ok.StatusCode, bad.StatusCode)
+	}
+	testsupport.WaitFor(t, "both recorded", func() bool {
+		c := e.status().Counts
+		return c[outbox.Synced] == 1 && c[outbox.Failed] == 1
+	})
+	okID, _ := strconv.ParseInt(ok.Header.Get("Synctray-Action"), 10, 64)
+	badID, _ := strconv.ParseInt(bad.Header.Get("Synctray-Action"), 10, 64)
+	want := map[int64]string{okID: "POST /todos → 201 Created", badID: "PUT /todos/7 → failed: 422 title is required"}
+	listed := e.list("")
+	if len(listed) != 2 {
+		t.Fatalf("listed %d actions, want 2", len(listed))
+	}
+	for _, a := range listed {
+		if a.Summary != want[a.ID] {
+			t.Errorf("GET /api/actions: action %d summary %q, want %q", a.ID, a.Summary, want[a.ID])
+		}
+	}
+	details := map[int64][]string{
+		okID:  {"POST /todos\nContent-Type: application/json\n{\n  \"title\": \"milk\"\n}", "answer: 201 Created", "Location: /todos/1", `"received": {`},
+		badID: {"PUT /todos/7\nContent-Type: application/json\n", `"title": "invalid"`, "answer: 422 Unprocessable Entity", `"message": "title is required"`},
+	}
+	for id, parts := range details {
+		a := e.get(id)
+		if a.Summary != want[id] {
+			t.Errorf("GET /api/actions/%d: summary %q, want %q", id, a.Summary, want[id])
+		}
+		for _, p := range parts {
+			if !strings.Contains(a.Detail, p) {
+				t.Errorf("GET /api/actions/%d: detail lacks %q:\n%s", id, p, a.Detail)
+			}
+		}
+	}
+}
