@@ -610,3 +610,114 @@ func TestHTTPModeAPIShowsActionsAsRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPModeRetryAndCancel(t *testing.T) {
+	// change calls POST /api/actions/{id}/retry or /cancel, as the
+	// inspector and `synctray outbox retry|cancel` do.
+	change := func(t *testing.T, e *env, id int64, op string) outbox.Action {
+		t.Helper()
+		resp, data := e.req("POST", fmt.Sprintf("/api/actions/%d/%s", id, op), nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %d = %d %s", op, id, resp.StatusCode, data)
+		}
+		var a outbox.Action
+		mustUnmarshal(t, data, &a)
+		return a
+	}
+	// downHost is a host whose upstream is not there yet, on a fake clock:
+	// after its first attempt a write stays queued until the clock moves.
+	downHost := func(t *testing.T) (e *env, addr string, clk *clock.Fake) {
+		t.Helper()
+		addr = testsupport.FreeAddr(t)
+		clk = clock.NewFake(time.Now().Truncate(time.Second))
+		e = startHTTPHost(t, "http://"+addr, localserver.Config{Sync: syncer.Options{Clock: clk, MinBackoff: time.Second, MaxBackoff: time.Second,
+			Jitter: func() float64 { return 1 }}})
+		return e, addr, clk
+	}
+	queuedAfterOneAttempt := func(t *testing.T, e *env) localserver.ActionWithHistory {
+		t.Helper()
+		var a localserver.ActionWithHistory
+		testsupport.WaitFor(t, "the write queued after a failed attempt", func() bool {
+			got := e.list("queued")
+			if len(got) != 1 || got[0].Attempts != 1 {
+				return false
+			}
+			a = e.get(got[0].ID)
+			return a.State == outbox.Queued
+		})
+		return a
+	}
+
+	t.Run("a write the upstream refused is sent again by Retry after the fix, and syncs once", func(t *testing.T) {
+		up := idemserver.Start(t)
+		e := startHTTPHost(t, up.URL, localserver.Config{})
+		key := testsupport.NewKey()
+		up.SetFault(&idemserver.Fault{Key: key, Status: http.StatusUnprocessableEntity, Body: `{"message":"title is required"}`})
+		resp, data := e.write("POST", "/todos", `{"title":"milk"}`, key, nil)
+		if resp.StatusCode != http.StatusUnprocessableEntity || resp.Header.Get("Synctray-State") != "failed" {
+			t.Fatalf("answer = %d %s %s, want the upstream's 422, failed", resp.StatusCode, resp.Header.Get("Synctray-State"), data)
+		}
+		id, _ := strconv.ParseInt(resp.Header.Get("Synctray-Action"), 10, 64)
+		testsupport.WaitFor(t, "the refusal recorded", func() bool { return e.get(id).State == outbox.Failed })
+		up.SetFault(nil) // the upstream is fixed
+		if a := change(t, e, id, "retry"); a.State != outbox.Queued {
+			t.Fatalf("retry: action is %s, want queued", a.State)
+		}
+		testsupport.WaitFor(t, "the retried write synced", func() bool { return e.get(id).State == outbox.Synced })
+		if r, data := e.req("POST", "/api/sync", nil, nil); r.StatusCode != http.StatusOK {
+			t.Fatalf("Sync now = %d %s", r.StatusCode, data)
+		}
+		if n, applied := sent(up, key), up.CountByKey()[key]; n != 2 || applied != 1 {
+			t.Fatalf("the upstream got the write %d times and applied it %d times, want 2 (refused, then retried) and once", n, applied)
+		}
+		if a := e.get(id); a.Summary != "POST /todos → 201 Created" {
+			t.Fatalf("summary after the retry = %q, want the upstream's new answer", a.Summary)
+		}
+	})
+
+	t.Run("a queued write that is cancelled is never sent", func(t *testing.T) {
+		e, addr, clk := downHost(t)
+		dropped, kept := testsupport.NewKey(), testsupport.NewKey()
+		e.write("POST", "/todos", `{"title":"dropped"}`, dropped, map[string]string{"Prefer": "respond-async"})
+		a := queuedAfterOneAttempt(t, e)
+		if got := change(t, e, a.ID, "cancel"); got.State != outbox.Cancelled {
+			t.Fatalf("cancel: action is %s, want cancelled", got.State)
+		}
+		up := idemserver.StartAt(t, addr)
+		e.write("POST", "/todos", `{"title":"kept"}`, kept, map[string]string{"Prefer": "respond-async"})
+		clk.Advance(time.Second) // past the backoff
+		// The write queued after it goes out: the engine went past it.
+		testsupport.WaitFor(t, "the later write applied", func() bool { return up.CountByKey()[kept] == 1 })
+		if n := sent(up, dropped); n != 0 {
+			t.Fatalf("the cancelled write reached the upstream %d times", n)
+		}
+		if got := e.get(a.ID); got.State != outbox.Cancelled {
+			t.Fatalf("the cancelled write is %s", got.State)
+		}
+	})
+
+	t.Run("a page waiting for a write that is cancelled gets 409 cancelled", func(t *testing.T) {
+		e, _, _ := downHost(t)
+		type answer struct {
+			resp *http.Response
+			data []byte
+		}
+		page := make(chan answer, 1)
+		go func() {
+			resp, data := e.write("POST", "/todos", `{"title":"x"}`, testsupport.NewKey(), map[string]string{"Prefer": "wait=60"})
+			page <- answer{resp, data}
+		}()
+		a := queuedAfterOneAttempt(t, e)
+		change(t, e, a.ID, "cancel")
+		got := <-page
+		var body struct {
+			Error  localserver.ErrorBody `json:"error"`
+			Action outbox.Action         `json:"action"`
+		}
+		mustUnmarshal(t, got.data, &body)
+		if got.resp.StatusCode != http.StatusConflict || body.Error.Code != "cancelled" || body.Action.ID != a.ID ||
+			got.resp.Header.Get("Synctray-State") != string(outbox.Cancelled) {
+			t.Fatalf("the waiting page got %d %v %s, want 409 cancelled with the action", got.resp.StatusCode, got.resp.Header, got.data)
+		}
+	})
+}
