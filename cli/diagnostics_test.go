@@ -25,8 +25,15 @@ import (
 // port with dir as its data dir and returns its address.
 func runningHost(t *testing.T, dir string) (addr string, h *localserver.Host) {
 	t.Helper()
-	h, err := localserver.Open(localserver.Config{DataDir: dir, Addr: "127.0.0.1:0", UpstreamURL: "http://127.0.0.1:1",
-		WorkOffline: true, Logger: testsupport.Logger(t)})
+	return runningHostWith(t, localserver.Config{DataDir: dir, UpstreamURL: "http://127.0.0.1:1", WorkOffline: true})
+}
+
+// runningHostWith runs a host with cfg on a free port and returns its
+// address.
+func runningHostWith(t *testing.T, cfg localserver.Config) (addr string, h *localserver.Host) {
+	t.Helper()
+	cfg.Addr, cfg.Logger = "127.0.0.1:0", testsupport.Logger(t)
+	h, err := localserver.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

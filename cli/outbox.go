@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"synctray/localserver"
 	"synctray/localserver/outbox"
@@ -228,10 +229,12 @@ func (p printer) status(st localserver.Status) error {
 	return nil
 }
 
+// oneLine is s on one line, cut to n characters (never inside one: the
+// "→" of an HTTP action's summary is three bytes).
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n] + "…"
+	if utf8.RuneCountInString(s) > n {
+		return string([]rune(s)[:n]) + "…"
 	}
 	return s
 }

@@ -9,16 +9,21 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"synctray/internal/failure"
 	"synctray/internal/testsupport"
 	"synctray/internal/testsupport/idemserver"
 	"synctray/localserver"
+	"synctray/localserver/clock"
+	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 )
@@ -351,4 +356,368 @@ func TestReadsThroughUpstreamAreServedOfflineFromTheCache(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(data), "offline_not_cached") {
 		t.Fatalf("offline read of an unseen URL = %d %s, want 504 offline_not_cached", resp.StatusCode, data)
 	}
+}
+
+// sent is how many requests up got with the Idempotency-Key key, applied
+// or not.
+func sent(up *idemserver.Server, key string) int {
+	n := 0
+	for _, h := range up.Headers() {
+		if h.Get("Idempotency-Key") == key {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHTTPModeGivesUpOnAWriteTheUpstreamKeepsSayingIsInProgress(t *testing.T) {
+	up := idemserver.Start(t)
+	busy := testsupport.NewKey()
+	up.SetFault(&idemserver.Fault{Key: busy, Status: http.StatusConflict, Body: `{"error":"a request with this key is in progress"}`})
+	// The fake clock moves the backoff on; a jitter of 1 makes it exactly
+	// one second (MinBackoff = MaxBackoff).
+	clk := clock.NewFake(time.Now().Truncate(time.Second))
+	e := startHTTPHost(t, up.URL, localserver.Config{Sync: syncer.Options{Clock: clk, MinBackoff: time.Second, MaxBackoff: time.Second,
+		Jitter: func() float64 { return 1 }}})
+	_, data := e.write("POST", "/todos", `{"title":"busy"}`, busy, map[string]string{"Prefer": "respond-async"})
+	var first struct {
+		Action outbox.Action `json:"action"`
+	}
+	mustUnmarshal(t, data, &first)
+	later := testsupport.NewKey()
+	if resp, data := e.write("POST", "/todos", `{"title":"later"}`, later, map[string]string{"Prefer": "respond-async"}); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("later write = %d %s", resp.StatusCode, data)
+	}
+	id := first.Action.ID
+	for n := 1; n < syncer.MaxBusyAttempts; n++ {
+		testsupport.WaitFor(t, fmt.Sprintf("attempt %d answered 409 and queued again", n), func() bool {
+			a := e.get(id)
+			return a.Attempts == n && a.State == outbox.Queued
+		})
+		if st := e.status(); st.State != syncer.StateOnline {
+			t.Fatalf("state after attempt %d = %s (%+v), want online: a 409 means the upstream is there", n, st.State, st.Problem)
+		}
+		clk.Advance(time.Second) // past the backoff
+	}
+	testsupport.WaitFor(t, "the busy write failed", func() bool { return e.get(id).State == outbox.Failed })
+	a := e.get(id)
+	if a.Attempts != syncer.MaxBusyAttempts || !strings.Contains(a.LastError, "(409)") ||
+		!strings.Contains(a.LastError, fmt.Sprintf("gave up after %d attempts", syncer.MaxBusyAttempts)) {
+		t.Fatalf("failed after %d attempts with %q, want %d attempts and an error naming the 409 and the bound", a.Attempts, a.LastError, syncer.MaxBusyAttempts)
+	}
+	if n := sent(up, busy); n != syncer.MaxBusyAttempts {
+		t.Fatalf("the upstream got the busy write %d times, want %d", n, syncer.MaxBusyAttempts)
+	}
+	// The write behind it was not held up for good: it goes out once.
+	testsupport.WaitFor(t, "the later write synced", func() bool { return e.status().Counts[outbox.Synced] == 1 })
+	if got := up.CountByKey(); got[later] != 1 || got[busy] != 0 {
+		t.Fatalf("applied by key %v, want the later write once and the busy one never", got)
+	}
+}
+
+func TestHTTPModeKeepsTheFirst64KiBOfTheUpstreamsAnswer(t *testing.T) {
+	// Numbered lines: any 64 KiB of it but the first differ from the first.
+	var b strings.Builder
+	for i := 0; b.Len() < httpup.AnswerBytes+10<<10; i++ {
+		fmt.Fprintf(&b, "answer line %06d\n", i)
+	}
+	long := b.String()
+	cases := []struct {
+		name      string
+		status    int
+		body      string
+		state     outbox.State
+		truncated bool
+	}{
+		{"a 2xx longer than 64 KiB", http.StatusCreated, long, outbox.Synced, true},
+		{"a 4xx longer than 64 KiB", http.StatusUnprocessableEntity, long, outbox.Failed, true},
+		{"a 2xx of exactly 64 KiB", http.StatusOK, long[:httpup.AnswerBytes], outbox.Synced, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := idemserver.Start(t)
+			e := startHTTPHost(t, up.URL, localserver.Config{})
+			key := testsupport.NewKey()
+			up.SetFault(&idemserver.Fault{Key: key, Status: tc.status, Body: tc.body})
+			want := tc.body[:httpup.AnswerBytes]
+			// The page waits (the default): it gets the upstream's status
+			// and what the host kept of its body.
+			resp, data := e.write("POST", "/blobs", `{"n":1}`, key, nil)
+			if resp.StatusCode != tc.status || resp.Header.Get("Synctray-State") != string(tc.state) {
+				t.Fatalf("answer = %d %s, want the upstream's %d and state %s", resp.StatusCode, resp.Header.Get("Synctray-State"), tc.status, tc.state)
+			}
+			if string(data) != want {
+				t.Fatalf("the page got %d bytes of body, want the upstream's first %d", len(data), len(want))
+			}
+			id, err := strconv.ParseInt(resp.Header.Get("Synctray-Action"), 10, 64)
+			if err != nil {
+				t.Fatalf("Synctray-Action %q: %v", resp.Header.Get("Synctray-Action"), err)
+			}
+			// The page is answered before the outcome is recorded.
+			testsupport.WaitFor(t, "the outcome recorded", func() bool { return e.get(id).State == tc.state })
+			a := e.get(id)
+			ans := httpup.ParseAnswer(a.Response)
+			if ans == nil || ans.Status != tc.status {
+				t.Fatalf("stored %s with answer %+v, want %s with the upstream's %d", a.State, ans, tc.state, tc.status)
+			}
+			if string(ans.Body) != want || ans.Truncated != tc.truncated {
+				t.Fatalf("stored %d bytes of body (the first %d: %v), truncated %v; want exactly the first %d, truncated %v",
+					len(ans.Body), len(want), strings.HasPrefix(tc.body, string(ans.Body)), ans.Truncated, len(want), tc.truncated)
+			}
+			if said := strings.Contains(a.Detail, "(the first 64 KiB are kept)"); said != tc.truncated {
+				t.Fatalf("the detail says the answer was cut: %v, want %v; it ends:\n%s", said, tc.truncated, a.Detail[max(0, len(a.Detail)-200):])
+			}
+		})
+	}
+}
+
+func TestHTTPModeMakesAKeyForAWriteWithoutOne(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	var keys, actions []string
+	for range 2 { // the same request twice, with no key
+		resp, data := e.write("POST", "/todos", `{"title":"milk"}`, "", nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("answer = %d %s, want the upstream's 201", resp.StatusCode, data)
+		}
+		key := resp.Header.Get("Idempotency-Key")
+		if u, err := uuid.Parse(key); err != nil || u.Version() != 7 {
+			t.Fatalf("Idempotency-Key in the answer = %q, want the UUIDv7 the host made", key)
+		}
+		keys, actions = append(keys, key), append(actions, resp.Header.Get("Synctray-Action"))
+	}
+	got := up.Applied()
+	if len(got) != 2 || got[0].Key != keys[0] || got[1].Key != keys[1] {
+		t.Fatalf("applied %+v, want each write once with the key the page was told", got)
+	}
+	// The documented cost (docs/integrate.md, "No key?"): the host cannot
+	// tell a resend from a new write, so it is a second action.
+	if keys[0] == keys[1] || actions[0] == actions[1] {
+		t.Fatalf("keys %v, actions %v: want two actions with two keys", keys, actions)
+	}
+	for i, id := range actions {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		if a := e.get(n); a.Key != keys[i] || a.State != outbox.Synced && a.State != outbox.Syncing {
+			t.Fatalf("action %s has key %s (%s), want %s", id, a.Key, a.State, keys[i])
+		}
+	}
+}
+
+func TestHTTPModeChecksSizesAtEnqueue(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	binary := func(n int) []byte { // not UTF-8: stored as base64, a third larger
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(0x80 + i%0x7f)
+		}
+		return b
+	}
+	text, octets := map[string]string{"Content-Type": "text/plain"}, map[string]string{"Content-Type": "application/octet-stream"}
+	cases := []struct {
+		name string
+		body []byte
+		hdr  map[string]string
+		want int
+		code string // of the refusal
+		msg  string // in its message
+	}{
+		{"a body over 1 MiB is 413", []byte(strings.Repeat("x", localserver.MaxBodyBytes+1)), text, 413, "body_too_large", "larger than 1048576 bytes"},
+		{"a text body whose stored write is over 256 KiB is 413", []byte(strings.Repeat("x", 300<<10)), text, 413, "payload_too_large",
+			fmt.Sprintf("body of %d bytes", 300<<10)},
+		{"a binary body of 200 KiB is 413: base64 takes it over 256 KiB", binary(200 << 10), octets, 413, "payload_too_large", "base64"},
+		{"a text body of 200 KiB is stored", []byte(strings.Repeat("y", 200<<10)), text, 200, "", ""},
+		{"a binary body of 180 KiB is stored", binary(180 << 10), octets, 200, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key := testsupport.NewKey()
+			hdr := map[string]string{"Idempotency-Key": key}
+			for k, v := range c.hdr {
+				hdr[k] = v
+			}
+			stored := func() (n int) { // actions in the outbox, in any state
+				for _, c := range e.status().Counts {
+					n += c
+				}
+				return n
+			}
+			before := stored()
+			resp, data := e.req("PUT", "/upstream/blobs/1", c.body, hdr)
+			if resp.StatusCode != c.want {
+				t.Fatalf("status = %d, want %d (%.200s)", resp.StatusCode, c.want, data)
+			}
+			if c.code == "" {
+				if got := up.Applied(); len(got) == 0 || got[len(got)-1].Key != key || got[len(got)-1].Body != string(c.body) {
+					t.Fatal("the upstream did not get the body as sent")
+				}
+				return
+			}
+			var eb struct {
+				Error localserver.ErrorBody `json:"error"`
+			}
+			mustUnmarshal(t, data, &eb)
+			if eb.Error.Code != c.code || !strings.Contains(eb.Error.Message, c.msg) {
+				t.Fatalf("error = %+v, want code %q with a message that says %q", eb.Error, c.code, c.msg)
+			}
+			if after := stored(); resp.Header.Get("Synctray-Action") != "" || after != before {
+				t.Fatalf("a refused write was stored: Synctray-Action %q, %d actions before, %d after", resp.Header.Get("Synctray-Action"), before, after)
+			}
+			if sent(up, key) != 0 {
+				t.Fatal("a refused write reached the upstream")
+			}
+		})
+	}
+}
+
+func TestHTTPModeAPIShowsActionsAsRequests(t *testing.T) {
+	up := idemserver.Start(t)
+	e := startHTTPHost(t, up.URL, localserver.Config{})
+	ok, _ := e.write("POST", "/todos", `{"title":"milk"}`, testsupport.NewKey(), nil)
+	bad, _ := e.write("PUT", "/todos/7", `{"title":"invalid"}`, testsupport.NewKey(), nil) // idemserver refuses it: 422
+	if ok.StatusCode != http.StatusCreated || bad.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("answers %d, %d; want the upstream's 201 and 422", ok.StatusCode, bad.StatusCode)
+	}
+	testsupport.WaitFor(t, "both recorded", func() bool {
+		c := e.status().Counts
+		return c[outbox.Synced] == 1 && c[outbox.Failed] == 1
+	})
+	okID, _ := strconv.ParseInt(ok.Header.Get("Synctray-Action"), 10, 64)
+	badID, _ := strconv.ParseInt(bad.Header.Get("Synctray-Action"), 10, 64)
+	want := map[int64]string{okID: "POST /todos → 201 Created", badID: "PUT /todos/7 → failed: 422 title is required"}
+	listed := e.list("")
+	if len(listed) != 2 {
+		t.Fatalf("listed %d actions, want 2", len(listed))
+	}
+	for _, a := range listed {
+		if a.Summary != want[a.ID] {
+			t.Errorf("GET /api/actions: action %d summary %q, want %q", a.ID, a.Summary, want[a.ID])
+		}
+	}
+	details := map[int64][]string{
+		okID:  {"POST /todos\nContent-Type: application/json\n{\n  \"title\": \"milk\"\n}", "answer: 201 Created", "Location: /todos/1", `"received": {`},
+		badID: {"PUT /todos/7\nContent-Type: application/json\n", `"title": "invalid"`, "answer: 422 Unprocessable Entity", `"message": "title is required"`},
+	}
+	for id, parts := range details {
+		a := e.get(id)
+		if a.Summary != want[id] {
+			t.Errorf("GET /api/actions/%d: summary %q, want %q", id, a.Summary, want[id])
+		}
+		for _, p := range parts {
+			if !strings.Contains(a.Detail, p) {
+				t.Errorf("GET /api/actions/%d: detail lacks %q:\n%s", id, p, a.Detail)
+			}
+		}
+	}
+}
+
+func TestHTTPModeRetryAndCancel(t *testing.T) {
+	// change calls POST /api/actions/{id}/retry or /cancel, as the
+	// inspector and `synctray outbox retry|cancel` do.
+	change := func(t *testing.T, e *env, id int64, op string) outbox.Action {
+		t.Helper()
+		resp, data := e.req("POST", fmt.Sprintf("/api/actions/%d/%s", id, op), nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %d = %d %s", op, id, resp.StatusCode, data)
+		}
+		var a outbox.Action
+		mustUnmarshal(t, data, &a)
+		return a
+	}
+	// downHost is a host whose upstream is not there yet, on a fake clock:
+	// after its first attempt a write stays queued until the clock moves.
+	downHost := func(t *testing.T) (e *env, addr string, clk *clock.Fake) {
+		t.Helper()
+		addr = testsupport.FreeAddr(t)
+		clk = clock.NewFake(time.Now().Truncate(time.Second))
+		e = startHTTPHost(t, "http://"+addr, localserver.Config{Sync: syncer.Options{Clock: clk, MinBackoff: time.Second, MaxBackoff: time.Second,
+			Jitter: func() float64 { return 1 }}})
+		return e, addr, clk
+	}
+	queuedAfterOneAttempt := func(t *testing.T, e *env) localserver.ActionWithHistory {
+		t.Helper()
+		var a localserver.ActionWithHistory
+		testsupport.WaitFor(t, "the write queued after a failed attempt", func() bool {
+			got := e.list("queued")
+			if len(got) != 1 || got[0].Attempts != 1 {
+				return false
+			}
+			a = e.get(got[0].ID)
+			return a.State == outbox.Queued
+		})
+		return a
+	}
+
+	t.Run("a write the upstream refused is sent again by Retry after the fix, and syncs once", func(t *testing.T) {
+		up := idemserver.Start(t)
+		e := startHTTPHost(t, up.URL, localserver.Config{})
+		key := testsupport.NewKey()
+		up.SetFault(&idemserver.Fault{Key: key, Status: http.StatusUnprocessableEntity, Body: `{"message":"title is required"}`})
+		resp, data := e.write("POST", "/todos", `{"title":"milk"}`, key, nil)
+		if resp.StatusCode != http.StatusUnprocessableEntity || resp.Header.Get("Synctray-State") != "failed" {
+			t.Fatalf("answer = %d %s %s, want the upstream's 422, failed", resp.StatusCode, resp.Header.Get("Synctray-State"), data)
+		}
+		id, _ := strconv.ParseInt(resp.Header.Get("Synctray-Action"), 10, 64)
+		testsupport.WaitFor(t, "the refusal recorded", func() bool { return e.get(id).State == outbox.Failed })
+		up.SetFault(nil) // the upstream is fixed
+		if a := change(t, e, id, "retry"); a.State != outbox.Queued {
+			t.Fatalf("retry: action is %s, want queued", a.State)
+		}
+		testsupport.WaitFor(t, "the retried write synced", func() bool { return e.get(id).State == outbox.Synced })
+		if r, data := e.req("POST", "/api/sync", nil, nil); r.StatusCode != http.StatusOK {
+			t.Fatalf("Sync now = %d %s", r.StatusCode, data)
+		}
+		if n, applied := sent(up, key), up.CountByKey()[key]; n != 2 || applied != 1 {
+			t.Fatalf("the upstream got the write %d times and applied it %d times, want 2 (refused, then retried) and once", n, applied)
+		}
+		if a := e.get(id); a.Summary != "POST /todos → 201 Created" {
+			t.Fatalf("summary after the retry = %q, want the upstream's new answer", a.Summary)
+		}
+	})
+
+	t.Run("a queued write that is cancelled is never sent", func(t *testing.T) {
+		e, addr, clk := downHost(t)
+		dropped, kept := testsupport.NewKey(), testsupport.NewKey()
+		e.write("POST", "/todos", `{"title":"dropped"}`, dropped, map[string]string{"Prefer": "respond-async"})
+		a := queuedAfterOneAttempt(t, e)
+		if got := change(t, e, a.ID, "cancel"); got.State != outbox.Cancelled {
+			t.Fatalf("cancel: action is %s, want cancelled", got.State)
+		}
+		up := idemserver.StartAt(t, addr)
+		e.write("POST", "/todos", `{"title":"kept"}`, kept, map[string]string{"Prefer": "respond-async"})
+		clk.Advance(time.Second) // past the backoff
+		// The write queued after it goes out: the engine went past it.
+		testsupport.WaitFor(t, "the later write applied", func() bool { return up.CountByKey()[kept] == 1 })
+		if n := sent(up, dropped); n != 0 {
+			t.Fatalf("the cancelled write reached the upstream %d times", n)
+		}
+		if got := e.get(a.ID); got.State != outbox.Cancelled {
+			t.Fatalf("the cancelled write is %s", got.State)
+		}
+	})
+
+	t.Run("a page waiting for a write that is cancelled gets 409 cancelled", func(t *testing.T) {
+		e, _, _ := downHost(t)
+		type answer struct {
+			resp *http.Response
+			data []byte
+		}
+		page := make(chan answer, 1)
+		go func() {
+			resp, data := e.write("POST", "/todos", `{"title":"x"}`, testsupport.NewKey(), map[string]string{"Prefer": "wait=60"})
+			page <- answer{resp, data}
+		}()
+		a := queuedAfterOneAttempt(t, e)
+		change(t, e, a.ID, "cancel")
+		got := <-page
+		var body struct {
+			Error  localserver.ErrorBody `json:"error"`
+			Action outbox.Action         `json:"action"`
+		}
+		mustUnmarshal(t, got.data, &body)
+		if got.resp.StatusCode != http.StatusConflict || body.Error.Code != "cancelled" || body.Action.ID != a.ID ||
+			got.resp.Header.Get("Synctray-State") != string(outbox.Cancelled) {
+			t.Fatalf("the waiting page got %d %v %s, want 409 cancelled with the action", got.resp.StatusCode, got.resp.Header, got.data)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -154,7 +155,7 @@ func (u *upstreamHandler) write(w http.ResponseWriter, r *http.Request) {
 	}
 	n := outbox.NewAction{Key: key, Type: httpup.ActionType, Payload: payload}
 	if err := n.Validate(); err != nil {
-		u.a.fail(w, r, err)
+		u.a.fail(w, r, tooLargeToStore(err, body, len(payload)))
 		return
 	}
 	wait := parsePrefer(r.Header.Values("Prefer"))
@@ -191,6 +192,23 @@ func (u *upstreamHandler) write(w http.ResponseWriter, r *http.Request) {
 		t.Stop()
 	}
 	writeWriteResult(w, act, created)
+}
+
+// tooLargeToStore says in a page's terms why a write is too large to
+// store: the limit counts the write as stored (as JSON, with a body that
+// is not UTF-8 as base64), not the body as sent. Other errors are
+// returned as they are.
+func tooLargeToStore(err error, body []byte, storedLen int) error {
+	var inv *outbox.InvalidError
+	if !errors.As(err, &inv) || !inv.TooLarge {
+		return err
+	}
+	why := fmt.Sprintf("its body of %d bytes with method, path and headers, as JSON", len(body))
+	if !utf8.Valid(body) {
+		why = fmt.Sprintf("its body of %d bytes is not UTF-8 text, so it is stored as base64, a third larger", len(body))
+	}
+	return &outbox.InvalidError{Field: "body", TooLarge: true,
+		Reason: fmt.Sprintf("the write is %d bytes as stored, over the limit of %d bytes: %s", storedLen, outbox.MaxPayloadBytes, why)}
 }
 
 // writeWriteResult answers a write: the upstream's answer once the action

@@ -674,7 +674,7 @@ func (e *Engine) sendChunk(ctx context.Context, chunk []outbox.Action, rep *Repo
 		if kind == failure.Busy {
 			for i, a := range chunk {
 				if a.Attempts >= MaxBusyAttempts {
-					out[i] = gaveUp(a, err, nil)
+					out[i] = e.gaveUp(a, err, nil)
 					rep.Rejected++
 				}
 			}
@@ -738,7 +738,7 @@ func (e *Engine) sendWave(ctx context.Context, batch []outbox.Action, rep *Repor
 			stop = cmp.Or(stop, err)
 		default: // Transient, Busy
 			if kind == failure.Busy && a.Attempts >= MaxBusyAttempts {
-				out[i] = gaveUp(a, err, answers[i])
+				out[i] = e.gaveUp(a, err, answers[i])
 				rep.Rejected++
 				continue
 			}
@@ -804,7 +804,8 @@ func (e *Engine) refused(a outbox.Action, err error, answer json.RawMessage) out
 
 // gaveUp is the outcome "failed" of an action the upstream kept saying
 // was in progress (409) for MaxBusyAttempts attempts.
-func gaveUp(a outbox.Action, err error, answer json.RawMessage) outbox.Outcome {
+func (e *Engine) gaveUp(a outbox.Action, err error, answer json.RawMessage) outbox.Outcome {
+	e.log.Warn("upstream kept saying the action is in progress; gave up", "id", a.ID, "key", a.Key, "attempts", a.Attempts, "err", failure.Summary(err))
 	return outbox.Outcome{ID: a.ID, Status: outbox.Rejected, Detail: failure.Detail(err), Response: answer,
 		Error: fmt.Sprintf("%s; gave up after %d attempts", failure.Summary(err), a.Attempts)}
 }

@@ -30,6 +30,7 @@ type Fault struct {
 	Body       string        // with Status: the body (JSON)
 	Drop       bool          // apply, then drop the connection without an answer
 	Delay      time.Duration // wait before answering (until the client gives up)
+	Key        string        // only requests with this Idempotency-Key ("": every request)
 }
 
 // Record is one applied write.
@@ -137,6 +138,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.seenHdr = append(s.seenHdr, r.Header.Clone())
 	f, latency := s.fault, s.latency
 	s.mu.Unlock()
+	if f != nil && f.Key != "" && f.Key != r.Header.Get("Idempotency-Key") {
+		f = nil
+	}
 	if latency > 0 && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		time.Sleep(latency)
 	}
