@@ -413,6 +413,22 @@ func TestHTTPModeGivesUpOnAWriteTheUpstreamKeepsSayingIsInProgress(t *testing.T)
 	if got := up.CountByKey(); got[later] != 1 || got[busy] != 0 {
 		t.Fatalf("applied by key %v, want the later write once and the busy one never", got)
 	}
+
+	// Retry starts it over: a whole new round of attempts, not a give-up
+	// at the next 409.
+	if resp, data := e.req("POST", fmt.Sprintf("/api/actions/%d/retry", id), nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry = %d %s", resp.StatusCode, data)
+	}
+	testsupport.WaitFor(t, "the retried write answered 409 and queued again", func() bool {
+		a := e.get(id)
+		return a.Attempts == 1 && a.State == outbox.Queued
+	})
+	up.SetFault(nil)
+	clk.Advance(time.Second)
+	testsupport.WaitFor(t, "the retried write synced", func() bool { return e.get(id).State == outbox.Synced })
+	if got := up.CountByKey(); got[busy] != 1 {
+		t.Fatalf("applied by key %v, want the retried write once", got)
+	}
 }
 
 func TestHTTPModeKeepsTheFirst64KiBOfTheUpstreamsAnswer(t *testing.T) {

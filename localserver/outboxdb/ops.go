@@ -176,18 +176,21 @@ func (db *DB) MaxQueuedID(ctx context.Context) (int64, error) {
 // Cancel moves a queued or failed action to cancelled. Errors:
 // outbox.ErrNotFound, *outbox.TransitionError.
 func (db *DB) Cancel(ctx context.Context, id int64) (outbox.Action, error) {
-	return db.transition(ctx, "cancel", id, []outbox.State{outbox.Queued, outbox.Failed}, outbox.Cancelled, "cancelled by user")
+	return db.transition(ctx, "cancel", id, []outbox.State{outbox.Queued, outbox.Failed}, outbox.Cancelled, "cancelled by user", "")
 }
 
-// Retry moves a failed action back to queued, keeping its attempts.
-// Errors: outbox.ErrNotFound, *outbox.TransitionError.
+// Retry moves a failed action back to queued and starts it over: its
+// attempts count from 0 again (the bounds on attempts, such as HTTP mode's
+// MaxBusyAttempts, give it a whole new round), and its history keeps every
+// earlier attempt. Errors: outbox.ErrNotFound, *outbox.TransitionError.
 func (db *DB) Retry(ctx context.Context, id int64) (outbox.Action, error) {
-	return db.transition(ctx, "retry", id, []outbox.State{outbox.Failed}, outbox.Queued, "retried by user")
+	return db.transition(ctx, "retry", id, []outbox.State{outbox.Failed}, outbox.Queued, "retried by user", ", attempts = 0")
 }
 
 // transition moves one action from one of the states from to state to
-// (clearing its next attempt time) if the state machine allows it.
-func (db *DB) transition(ctx context.Context, op string, id int64, from []outbox.State, to outbox.State, detail string) (outbox.Action, error) {
+// (clearing its next attempt time, and setting what set says) if the
+// state machine allows it.
+func (db *DB) transition(ctx context.Context, op string, id int64, from []outbox.State, to outbox.State, detail, set string) (outbox.Action, error) {
 	if err := db.gate.enter(); err != nil {
 		return outbox.Action{}, err
 	}
@@ -207,7 +210,7 @@ func (db *DB) transition(ctx context.Context, op string, id int64, from []outbox
 		}
 		now := fmtTime(db.stamp())
 		a, err := scanAction(tx.QueryRowContext(ctx,
-			`UPDATE actions SET state = ?, updated_at = ?, next_attempt_at = NULL WHERE id = ? RETURNING `+actionCols,
+			`UPDATE actions SET state = ?, updated_at = ?, next_attempt_at = NULL`+set+` WHERE id = ? RETURNING `+actionCols,
 			string(to), now, id))
 		if err != nil {
 			return nil, fmt.Errorf("%s action %d: %w", op, id, err)

@@ -765,9 +765,9 @@ func TestComplete(t *testing.T) {
 			t.Errorf("OnChange action %d: %s, want %s", a.ID, a.State, wantStates[i])
 		}
 	}
-	// Retry keeps the attempts and clears the retry time.
+	// Retry starts the attempts over and clears the retry time.
 	a, err := db.Retry(ctx, c[2].ID)
-	if err != nil || a.State != outbox.Queued || a.Attempts != 1 {
+	if err != nil || a.State != outbox.Queued || a.Attempts != 0 || a.NextAttemptAt != nil {
 		t.Fatalf("Retry = %+v, %v", a, err)
 	}
 	if err := db.Complete(ctx, nil); err != nil {
