@@ -827,12 +827,10 @@ func gaveUp(a outbox.Action, err error, answer json.RawMessage) outbox.Outcome {
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
-// one-line reason and, on its history, a bounded detail.
+// one-line reason and, on its history, the answer as a refused action
+// keeps it (its first failure.DetailBytes).
 func (e *Engine) requeue(chunk []outbox.Action, err error, retryAt *time.Time) []outbox.Outcome {
 	summary, detail := failure.Summary(err), failure.Detail(err)
-	if len(detail) > 512 { // kept on every action's history at every retry: keep it short
-		detail = detail[:512] + "…"
-	}
 	out := make([]outbox.Outcome, len(chunk))
 	for i, a := range chunk {
 		out[i] = outbox.Outcome{ID: a.ID, Error: summary, Detail: detail}
