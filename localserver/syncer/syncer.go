@@ -943,7 +943,8 @@ func (e *Engine) block(kind failure.Kind, err error) {
 		}
 		e.blocked.Message = summary
 	})
-	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary, "detail", failure.Detail(err))
+	// One line: the full answer is kept on the actions' history.
+	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary)
 	if e.o.OnBlocked != nil {
 		e.mu.Lock()
 		p := copyProblem(e.blocked)
