@@ -23,10 +23,10 @@ import (
 // An outbox damaged while the host runs, with real SQLite: the page that
 // holds the oldest queued actions is overwritten in the file, as a bad
 // sector would. SQLite's page caches do not hide it: a checkpoint from
-// another connection (as the host's own automatic checkpoints do) moves
-// every page into the main file and restarts the WAL, which makes every
-// connection drop its cache at its next transaction, so the next claim
-// reads the damaged page from disk.
+// another connection moves every page into the main file (as the host's
+// own automatic checkpoints do, bit by bit) and restarts the WAL, which
+// makes every connection drop its cache at its next transaction, so the
+// next claim reads the damaged page from disk.
 func TestAnOutboxDamagedAtRunTimeBlocksWithStorage(t *testing.T) {
 	e := startHost(t, localserver.Config{WorkOffline: true})
 	const n = 500
