@@ -537,7 +537,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 			msg = st.Problem.Message // names the file and what to do
 		}
 	}
-	if status >= 500 && status != http.StatusServiceUnavailable {
+	if status >= 500 && code != "shutting_down" {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, status, code, msg)

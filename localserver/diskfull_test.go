@@ -11,6 +11,7 @@ import (
 	"synctray/internal/failure"
 	"synctray/internal/testsupport"
 	"synctray/localserver"
+	"synctray/localserver/outbox"
 	"synctray/localserver/syncer"
 )
 
@@ -50,4 +51,30 @@ func TestAFullDiskAnswers507AndSaysSo(t *testing.T) {
 	if resp.StatusCode != http.StatusInsufficientStorage {
 		t.Errorf("batch = %d %s, want 507", resp.StatusCode, data)
 	}
+	// Cancel: fill what room is left with the smallest actions, then
+	// cancel actions until one needs room the disk does not have (each
+	// cancel writes a row of history).
+	total := stored
+	for range 2000 {
+		if resp, _ := e.req("POST", "/api/actions", `{"type":"m","payload":{}}`, map[string]string{"Idempotency-Key": testsupport.NewKey()}); resp.StatusCode != http.StatusAccepted {
+			break
+		}
+		total++
+	}
+	for id := int64(1); id <= int64(total); id++ {
+		resp, data = e.req("POST", "/api/actions/"+itoa(id)+"/cancel", nil, nil)
+		if resp.StatusCode == http.StatusOK {
+			continue
+		}
+		answer.Error.Code, answer.Error.Message = "", ""
+		json.Unmarshal(data, &answer)
+		if resp.StatusCode != http.StatusInsufficientStorage || answer.Error.Code != "insufficient_storage" || !strings.Contains(answer.Error.Message, want) {
+			t.Fatalf("cancel %d = %d %s, want 507 insufficient_storage naming the file", id, resp.StatusCode, data)
+		}
+		if a := e.get(id); a.State != outbox.Queued {
+			t.Fatalf("action %d is %s after a cancel the disk could not take, want queued", id, a.State)
+		}
+		return
+	}
+	t.Fatalf("all %d cancels went through: the disk was not full", total)
 }

@@ -12,11 +12,29 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DetailBytes is how much of an upstream's answer is kept for people who
 // look closer (the action's history, `outbox show`).
 const DetailBytes = 4 << 10
+
+// Head is the first max bytes of b, less a character they would cut in
+// two: what is kept of an answer ends on a whole character. (An
+// incomplete character at b's end is left out too: b may itself be the
+// start of a longer answer.)
+func Head(b []byte, max int) []byte {
+	b = b[:min(len(b), max)]
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
+}
 
 // HTTPError is an answer from an upstream that is not a success.
 type HTTPError struct {
@@ -48,7 +66,7 @@ func NewHTTPError(resp *http.Response, mode Mode, base string, body []byte) *HTT
 		Mode: mode, Base: base, StatusCode: resp.StatusCode,
 		RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		Location:   resp.Header.Get("Location"),
-		Body:       body[:min(len(body), DetailBytes)],
+		Body:       Head(body, DetailBytes),
 	}
 	if resp.Request != nil {
 		he.Method, he.Path = resp.Request.Method, resp.Request.URL.Path

@@ -170,3 +170,25 @@ func TestDetailNamesTheRequestOnce(t *testing.T) {
 		t.Fatalf("Detail = %q, want the URL with its prefix once", d)
 	}
 }
+
+func TestHeadEndsOnAWholeCharacter(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"abc", 5, "abc"},               // shorter than max
+		{"abcdef", 5, "abcde"},          // ASCII: cut at max
+		{"ab€d", 5, "ab€"},              // the cut falls after a whole character
+		{"abc€", 5, "abc"},              // the cut splits "€" (3 bytes) after 2
+		{"abcd€", 5, "abcd"},            // after 1
+		{"a😀b", 4, "a"},                 // a 4-byte character, after 3
+		{"abcd\xe2\x82", 9, "abcd"},     // an incomplete character at the end
+		{"abcd\xff\xfe", 5, "abcd\xff"}, // invalid bytes are bytes: cut at max
+	}
+	for _, tt := range tests {
+		if got := string(Head([]byte(tt.in), tt.max)); got != tt.want {
+			t.Errorf("Head(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ package testsupport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -166,6 +167,52 @@ func DamagePage(tb testing.TB, path string, page int) {
 	if _, err := f.WriteAt([]byte(strings.Repeat("\xff\x00\x13\x37", 1024)), int64(page-1)*4096); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// LeftmostLeaf is the page (counted from 1) of the SQLite file at path
+// that holds the first rows of the b-tree whose root is page root (a
+// table's or an index's rootpage in sqlite_schema): the leaf reached by
+// following every first child. The file must be checkpointed (no newer
+// copy of those pages in its WAL).
+func LeftmostLeaf(tb testing.TB, path string, root int) int {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(data) < 100 {
+		tb.Fatalf("%s has %d bytes: not a SQLite database", path, len(data))
+	}
+	pageSize := int(binary.BigEndian.Uint16(data[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	page := root
+	for range 32 { // no b-tree is that deep
+		start := (page - 1) * pageSize
+		if page < 1 || start+pageSize > len(data) {
+			tb.Fatalf("%s: page %d is not in the file", path, page)
+		}
+		hdr := start
+		if page == 1 {
+			hdr += 100 // the file header
+		}
+		switch data[hdr] {
+		case 0x0a, 0x0d: // index leaf, table leaf
+			return page
+		case 0x02, 0x05: // index interior, table interior
+			if binary.BigEndian.Uint16(data[hdr+3:]) == 0 { // no cells: only the right-most child
+				page = int(binary.BigEndian.Uint32(data[hdr+8:]))
+				continue
+			}
+			cell := start + int(binary.BigEndian.Uint16(data[hdr+12:])) // the first cell starts with its left child
+			page = int(binary.BigEndian.Uint32(data[cell:]))
+		default:
+			tb.Fatalf("%s: page %d is not a b-tree page (type %#x)", path, page, data[hdr])
+		}
+	}
+	tb.Fatalf("%s: b-tree at page %d is too deep", path, root)
+	return 0
 }
 
 // CheckPrivate fails the test unless only this user can reach path: mode

@@ -27,13 +27,14 @@ const (
 // OldestQueuedAt returns when the oldest queued action was created, and
 // false when none is queued. It reads one row through the (state, id)
 // index, whatever the outbox's size.
-func (db *DB) OldestQueuedAt(ctx context.Context) (time.Time, bool, error) {
+func (db *DB) OldestQueuedAt(ctx context.Context) (_ time.Time, _ bool, err error) {
+	defer markStorage(&err)
 	if err := db.gate.enter(); err != nil {
 		return time.Time{}, false, err
 	}
 	defer db.gate.leave()
 	var s string
-	err := db.r.QueryRowContext(ctx, oldestQueuedSQL).Scan(&s)
+	err = db.r.QueryRowContext(ctx, oldestQueuedSQL).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -71,7 +72,8 @@ type Exported struct {
 // transaction; pages are separate snapshots, so an export of a busy
 // outbox may show an action in a state it has since left. Each page reads
 // through an index: the whole export reads each row once.
-func (db *DB) ExportPage(ctx context.Context, q ExportQuery) ([]Exported, int64, error) {
+func (db *DB) ExportPage(ctx context.Context, q ExportQuery) (_ []Exported, _ int64, err error) {
+	defer markStorage(&err)
 	if q.State != "" && !q.State.Valid() {
 		return nil, 0, &outbox.InvalidError{Field: "state", Reason: fmt.Sprintf("unknown state %q", q.State)}
 	}

@@ -38,7 +38,8 @@ const (
 
 // Get returns an action and its history, oldest change first. Errors:
 // outbox.ErrNotFound.
-func (db *DB) Get(ctx context.Context, id int64) (outbox.Action, []outbox.Change, error) {
+func (db *DB) Get(ctx context.Context, id int64) (_ outbox.Action, _ []outbox.Change, err error) {
+	defer markStorage(&err)
 	if err := db.gate.enter(); err != nil {
 		return outbox.Action{}, nil, err
 	}
@@ -82,7 +83,8 @@ func (db *DB) Get(ctx context.Context, id int64) (outbox.Action, []outbox.Change
 
 // List returns a page of actions, newest first. It reads at most one
 // page (plus one row) through an index, whatever the table's size.
-func (db *DB) List(ctx context.Context, q outbox.ListQuery) (outbox.Page, error) {
+func (db *DB) List(ctx context.Context, q outbox.ListQuery) (_ outbox.Page, err error) {
+	defer markStorage(&err)
 	if q.State != "" && !q.State.Valid() {
 		return outbox.Page{}, &outbox.InvalidError{Field: "state", Reason: fmt.Sprintf("unknown state %q", q.State)}
 	}
@@ -99,10 +101,7 @@ func (db *DB) List(ctx context.Context, q outbox.ListQuery) (outbox.Page, error)
 		return outbox.Page{}, err
 	}
 	defer db.gate.leave()
-	var (
-		rows *sql.Rows
-		err  error
-	)
+	var rows *sql.Rows
 	// One more row than the page tells whether there is a next page.
 	if q.State == "" {
 		rows, err = db.r.QueryContext(ctx, listSQL, before, limit+1)
@@ -128,7 +127,8 @@ func (db *DB) List(ctx context.Context, q outbox.ListQuery) (outbox.Page, error)
 }
 
 // Counts returns the number of actions in each state; every state is present.
-func (db *DB) Counts(ctx context.Context) (outbox.Counts, error) {
+func (db *DB) Counts(ctx context.Context) (_ outbox.Counts, err error) {
+	defer markStorage(&err)
 	if err := db.gate.enter(); err != nil {
 		return nil, err
 	}
@@ -157,13 +157,14 @@ func (db *DB) Counts(ctx context.Context) (outbox.Counts, error) {
 }
 
 // MaxQueuedID is the id of the newest queued action, 0 if none.
-func (db *DB) MaxQueuedID(ctx context.Context) (int64, error) {
+func (db *DB) MaxQueuedID(ctx context.Context) (_ int64, err error) {
+	defer markStorage(&err)
 	if err := db.gate.enter(); err != nil {
 		return 0, err
 	}
 	defer db.gate.leave()
 	var id int64
-	err := db.r.QueryRowContext(ctx, maxQueuedIDSQL).Scan(&id)
+	err = db.r.QueryRowContext(ctx, maxQueuedIDSQL).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

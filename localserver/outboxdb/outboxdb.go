@@ -298,6 +298,14 @@ func storageError(err error) error {
 	return err
 }
 
+// markStorage is storageError for a read's named error result, in a
+// defer: a read that finds the file damaged says so as writes do.
+func markStorage(err *error) {
+	if *err != nil {
+		*err = storageError(*err)
+	}
+}
+
 func cmpID(a, b int64) int {
 	switch {
 	case a < b:

@@ -283,3 +283,27 @@ func TestADamagedOutboxBlocksWithStorageNotTheUpstream(t *testing.T) {
 		t.Fatalf("sent %d requests, want none", s)
 	}
 }
+
+// A write that goes through does not end damage: the damaged pages may
+// be ones it did not touch (the engine's CheckWritable and the API's
+// successful enqueues both report such writes).
+func TestADamagedOutboxStaysAProblemAfterAWriteGoesThrough(t *testing.T) {
+	e := newEnv(t, syncer.Options{})
+	store := &checkableStore{Store: e.db} // its check writes fine
+	eng := syncer.New(store, e.up, syncer.Options{Clock: e.clk, ProbeEvery: 5 * time.Second, WorkOffline: true, StoreName: "/data/outbox.db"})
+	e.eng = eng
+	e.run()
+	eng.ReportStore(fmt.Errorf("get action 1: %w: database disk image is malformed", outbox.ErrCorrupt)) // as the API does
+	e.advanceUntil("two checks, or the problem gone", 5*time.Second, func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return store.checks >= 2 || eng.Status().Problem == nil
+	})
+	eng.ReportStore(nil) // an enqueue went through
+	eng.ReportStore(fmt.Errorf("enqueue: %w: database or disk is full", outbox.ErrDiskFull))
+	st := eng.Status()
+	if st.State != syncer.StateBlocked || st.Problem == nil || st.Problem.Code != failure.CodeStorage ||
+		!strings.Contains(st.Problem.Message, "/data/outbox.db is damaged") {
+		t.Fatalf("status = %s %+v, want blocked by the damaged outbox still", st.State, st.Problem)
+	}
+}

@@ -308,12 +308,15 @@ func (e *Engine) SetWorkOffline(off bool) {
 
 // ReportStore tells the engine how a write to the outbox went, so that
 // the status says when the disk is full or the store is damaged (err
-// wraps outbox.ErrDiskFull or outbox.ErrCorrupt) and clears it after a
-// write succeeds (err nil). Other errors change nothing.
+// wraps outbox.ErrDiskFull or outbox.ErrCorrupt). A write that succeeds
+// (err nil) ends a full disk; it does not end damage: a damaged file
+// does not mend itself, and a write that missed the damaged pages proves
+// nothing, so that problem stays until the host is restarted (and the
+// outbox checked). Other errors change nothing.
 func (e *Engine) ReportStore(err error) {
 	if err == nil {
 		e.mu.Lock()
-		had := e.storage != nil
+		had := e.storage != nil && e.storage.Code == failure.CodeDiskFull
 		e.mu.Unlock()
 		if had {
 			e.update(func() { e.storage, e.storeFails = nil, 0 })
@@ -334,14 +337,28 @@ func (e *Engine) ReportStore(err error) {
 	}
 	fresh := false
 	e.update(func() {
-		if e.storage != nil && e.storage.Code == p.Code {
-			return // keep its Since
+		if e.storage != nil && (e.storage.Code == p.Code || e.storage.Code == failure.CodeStorage) {
+			return // keep its Since; damage outlasts a full disk
 		}
 		e.storage, fresh = p, true
 	})
 	if fresh {
 		e.Kick() // so Run starts checking for the store to recover
 	}
+}
+
+// summary is the one line for what stopped a drain: a store that cannot
+// work is told in its problem's words, which name the file and what to do.
+func (e *Engine) summary(err error) string {
+	if errors.Is(err, outbox.ErrDiskFull) || errors.Is(err, outbox.ErrCorrupt) {
+		e.mu.Lock()
+		p := e.storage
+		e.mu.Unlock()
+		if p != nil {
+			return p.Message
+		}
+	}
+	return failure.Summary(err)
 }
 
 func (e *Engine) storeName() string {
@@ -537,7 +554,7 @@ func (e *Engine) drainLocked(ctx context.Context, maxID int64) (rep Report) {
 	defer func() {
 		e.update(func() { e.st.Syncing = false })
 		if rep.Err != nil {
-			rep.Error = failure.Summary(rep.Err)
+			rep.Error = e.summary(rep.Err)
 		}
 		if rep.Batches > 0 && e.o.OnReport != nil {
 			e.o.OnReport(rep)
@@ -811,12 +828,10 @@ func (e *Engine) gaveUp(a outbox.Action, err error, answer json.RawMessage) outb
 }
 
 // requeue is the outcome "back to the queue" for each action, with the
-// one-line reason and, on its history, a bounded detail.
+// one-line reason and, on its history, the answer as a refused action
+// keeps it (its first failure.DetailBytes).
 func (e *Engine) requeue(chunk []outbox.Action, err error, retryAt *time.Time) []outbox.Outcome {
 	summary, detail := failure.Summary(err), failure.Detail(err)
-	if len(detail) > 512 { // kept on every action's history at every retry: keep it short
-		detail = detail[:512] + "…"
-	}
 	out := make([]outbox.Outcome, len(chunk))
 	for i, a := range chunk {
 		out[i] = outbox.Outcome{ID: a.ID, Error: summary, Detail: detail}
@@ -929,7 +944,8 @@ func (e *Engine) block(kind failure.Kind, err error) {
 		}
 		e.blocked.Message = summary
 	})
-	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary, "detail", failure.Detail(err))
+	// One line: the full answer is kept on the actions' history.
+	e.log.Error("sync blocked until Sync now or a new configuration", "code", code, "err", summary)
 	if e.o.OnBlocked != nil {
 		e.mu.Lock()
 		p := copyProblem(e.blocked)

@@ -117,7 +117,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	bad := func(reason string) error {
 		ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 		return &failure.ProtocolError{Protocol: ProtocolName, Base: base, Method: method, Path: req.URL.Path,
-			StatusCode: resp.StatusCode, ContentType: ct, Reason: reason, Body: raw[:min(len(raw), failure.DetailBytes)]}
+			StatusCode: resp.StatusCode, ContentType: ct, Reason: reason, Body: failure.Head(raw, failure.DetailBytes)}
 	}
 	if len(raw) > MaxAnswerBytes {
 		return bad(fmt.Sprintf("answer larger than %d MiB", MaxAnswerBytes>>20))
