@@ -519,6 +519,16 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 		if err := insertHistories(ctx, tx, ts, outbox.Syncing, hist); err != nil {
 			return nil, err
 		}
+		for _, a := range changed {
+			// An action that keeps failing (a long outage) would add two
+			// rows, up to 4 KiB of answer each, at every attempt, for as
+			// long as it lasts: keep its creation and its latest attempts.
+			if a.State == outbox.Queued && a.Attempts > HistoryAttempts && a.Attempts%historyTrimEvery == 0 {
+				if _, err := tx.ExecContext(ctx, trimHistorySQL, a.ID, 2*HistoryAttempts); err != nil {
+					return nil, fmt.Errorf("trim the history of action %d: %w", a.ID, err)
+				}
+			}
+		}
 		return changed, nil
 	}, nil)
 	if err != nil {
@@ -526,6 +536,22 @@ func (db *DB) Complete(ctx context.Context, outcomes []outbox.Outcome) error {
 	}
 	return nil
 }
+
+// HistoryAttempts is how many of an action's latest attempts its history
+// keeps (two rows each: claimed, and what came of it), besides its
+// creation; an action that keeps failing has its older attempts dropped
+// every historyTrimEvery attempts, so its history holds at most
+// 1 + 2*(HistoryAttempts+historyTrimEvery) rows. Attempts still counts them
+// all.
+const (
+	HistoryAttempts  = 20
+	historyTrimEvery = 10
+)
+
+// trimHistorySQL deletes the history rows of action ?1 older than its
+// latest ?2, except its creation (from_state ”).
+const trimHistorySQL = `DELETE FROM history WHERE action_id = ?1 AND from_state <> '' AND id <
+	(SELECT MIN(id) FROM (SELECT id FROM history WHERE action_id = ?1 ORDER BY id DESC LIMIT ?2))`
 
 // Prune deletes the synced and cancelled actions (and their history) last
 // updated before olderThan and says how many.

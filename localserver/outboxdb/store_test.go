@@ -1221,3 +1221,48 @@ func TestEnqueueClaimed(t *testing.T) {
 		t.Fatalf("after recovery: %s, want queued", got.State)
 	}
 }
+
+// An action that keeps failing keeps a bounded history: its creation and
+// its latest attempts, whole, however long the outage.
+func TestTheHistoryOfAnActionThatKeepsFailingIsBounded(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	a := mustEnqueue(t, db)
+	answer := strings.Repeat("maintenance page ", 4<<10/17)
+	const attempts = 205
+	for n := 1; n <= attempts; n++ {
+		got, err := db.Claim(ctx, 1, 0)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("claim %d = %v, %v", n, got, err)
+		}
+		if err := db.Complete(ctx, []outbox.Outcome{{ID: a.ID, Error: fmt.Sprintf("503 attempt %d", n), Detail: answer}}); err != nil { // back to the queue
+			t.Fatalf("complete %d: %v", n, err)
+		}
+	}
+	got, hist, err := db.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempts != attempts || got.State != outbox.Queued {
+		t.Fatalf("after %d failed attempts the action is %s with %d attempts", attempts, got.State, got.Attempts)
+	}
+	if max := 1 + 2*(HistoryAttempts+historyTrimEvery); len(hist) > max || len(hist) < 1+2*HistoryAttempts {
+		t.Fatalf("history has %d rows after %d attempts, want between %d and %d", len(hist), attempts, 1+2*HistoryAttempts, max)
+	}
+	if hist[0].From != "" || hist[0].To != outbox.Queued {
+		t.Errorf("first history row %+v, want the creation", hist[0])
+	}
+	last := hist[len(hist)-1]
+	if last.From != outbox.Syncing || last.To != outbox.Queued || !strings.HasPrefix(last.Detail, fmt.Sprintf("503 attempt %d\n", attempts)) || !strings.Contains(last.Detail, answer) {
+		t.Errorf("last history row %.80q, want the latest attempt with its whole answer", last.Detail)
+	}
+	// The kept rows are the latest attempts, in order, with no gap.
+	for i, c := range hist[len(hist)-2*HistoryAttempts:] {
+		if i%2 == 1 {
+			n := attempts - HistoryAttempts + 1 + i/2
+			if !strings.HasPrefix(c.Detail, fmt.Sprintf("503 attempt %d\n", n)) {
+				t.Fatalf("kept row %d is %.30q, want attempt %d", i, c.Detail, n)
+			}
+		}
+	}
+}
