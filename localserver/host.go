@@ -5,6 +5,7 @@
 package localserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"synctray/internal/failure"
 	"synctray/localserver/clock"
 	"synctray/localserver/datadir"
 	"synctray/localserver/httpup"
@@ -603,7 +605,7 @@ type SyncReport struct {
 func (h *Host) synced(rep syncer.Report) {
 	r := SyncReport{Synced: rep.Synced, Rejected: rep.Rejected}
 	if rep.Err != nil {
-		r.Error = rep.Err.Error()
+		r.Error = cmp.Or(rep.Error, failure.Summary(rep.Err)) // one line, as the status says it
 	}
 	h.mu.Lock()
 	if rep.Err == nil && rep.Synced > 0 && h.offlineSince {

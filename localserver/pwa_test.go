@@ -248,3 +248,27 @@ func TestShowWindow(t *testing.T) {
 		t.Fatal("OnShow not called")
 	}
 }
+
+// The live "report" event says why a sync stopped in the host's one line,
+// as the status does, not the transport's raw text ("dial tcp …").
+func TestTheLiveReportSaysWhyInOneLine(t *testing.T) {
+	e := startHost(t, localserver.Config{UpstreamURL: "http://" + testsupport.FreeAddr(t)}) // nothing listens there
+	sub := e.host.Subscribe(0)
+	defer sub.Close()
+	e.post(testsupport.NewKey(), "message", `{}`)
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-sub.C:
+			if ev.Kind != "report" || ev.Report.Error == "" {
+				continue
+			}
+			if got := ev.Report.Error; strings.Contains(got, "dial tcp") || strings.Contains(got, "connect:") || got != e.status().LastError {
+				t.Fatalf("report error %q, want the host's one line %q", got, e.status().LastError)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no report with an error")
+		}
+	}
+}
