@@ -17,6 +17,7 @@ import (
 	"synctray/localserver"
 	"synctray/localserver/httpup"
 	"synctray/localserver/outbox"
+	"synctray/localserver/readcache"
 	"synctray/localserver/syncer"
 )
 
@@ -205,4 +206,85 @@ func BenchmarkHTTPWriteOverhead(b *testing.B) {
 			report(b, measure(b, e.url+"/upstream/todos", e.token, clients))
 		})
 	}
+}
+
+// BenchmarkHTTPCachedReads measures reads through /upstream/ while the
+// upstream is down, through a real host in HTTP mode on loopback (the
+// guard, the security headers, the read cache): 16 clients, each GET
+// with the host's token as the CLI sends it, read 100 URLs round-robin
+// (~2 KiB of JSON each) whose answers were stored by one GET each while
+// the upstream answered; then the upstream was closed (every connect
+// refused). "direct" runs first: the same 16 clients against a plain
+// net/http server serving the same bytes, which is what this machine
+// allows. readcache's BenchmarkOfflineReads measures its Handler alone.
+func BenchmarkHTTPCachedReads(b *testing.B) {
+	const urls, clients = 100, 16
+	body := `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"id":12345,"title":"buy milk","done":false},`, 45), ",") + `]}`
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", `"abc"`)
+		io.WriteString(w, body)
+	})
+	up := httptest.NewServer(serve)
+	e := startHost(b, localserver.Config{DataDir: b.TempDir(), UpstreamURL: up.URL, UpstreamProtocol: localserver.ProtocolHTTP})
+	defer e.stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients}}
+	get := func(url, token string) (*http.Response, error) {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil && (resp.StatusCode != http.StatusOK || n != int64(len(body))) {
+			err = fmt.Errorf("GET %s: %d, %d bytes", url, resp.StatusCode, n)
+		}
+		return resp, err
+	}
+	for i := range urls {
+		resp, err := get(fmt.Sprintf("%s/upstream/todos?page=%d", e.url, i), e.token)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := resp.Header.Get(readcache.HeaderCache); got != readcache.CacheStored {
+			b.Fatalf("warm-up: %s = %q, want %q", readcache.HeaderCache, got, readcache.CacheStored)
+		}
+	}
+	up.Close() // the upstream is down
+	plain := httptest.NewServer(serve)
+	defer plain.Close()
+
+	measure := func(b *testing.B, base, token, wantCache string) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range clients {
+			wg.Go(func() {
+				for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+					resp, err := get(fmt.Sprintf("%s/todos?page=%d", base, i%urls), token)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if got := resp.Header.Get(readcache.HeaderCache); got != wantCache {
+						b.Errorf("%s = %q, want %q", readcache.HeaderCache, got, wantCache)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+	}
+	b.Run(fmt.Sprintf("clients=%d/direct", clients), func(b *testing.B) { measure(b, plain.URL, "", "") })
+	b.Run(fmt.Sprintf("clients=%d/through-synctray", clients), func(b *testing.B) {
+		measure(b, e.url+"/upstream", e.token, readcache.CacheOffline)
+	})
 }

@@ -243,6 +243,13 @@ func TestHTTPModeFailurePolicy(t *testing.T) {
 			if counts[first] != want || counts[second] != 1 {
 				t.Fatalf("applied by key: first %d (want %d), second %d (want 1)", counts[first], want, counts[second])
 			}
+			// The server replays its stored answer to a repeated key, so
+			// the counts above hold whatever the host sends; what the host
+			// answers for is not sending a key again once a 2xx for it was
+			// delivered (a dropped answer or a fault is not delivered).
+			if again := up.AfterDelivered(); len(again) > 0 {
+				t.Fatalf("sent again after a delivered 2xx (requests by key): %v (first %s, second %s)", again, first, second)
+			}
 		})
 	}
 }

@@ -25,7 +25,8 @@ const benchClients = 16
 // down (connection refused). "default" is the defaults (the in-memory hot
 // copy, DownFor 1 s); "dial-every-read" tries the upstream on every read
 // (DownFor < 0); "sqlite-only" reads every answer from SQLite (no hot
-// copy).
+// copy). This is the Handler alone; localserver's BenchmarkHTTPCachedReads
+// measures the same reads through a running host.
 func BenchmarkOfflineReads(b *testing.B) {
 	for _, tc := range []struct {
 		name    string

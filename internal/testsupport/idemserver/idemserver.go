@@ -4,6 +4,14 @@
 // key reused with another request answers 422 (IETF httpapi draft). It
 // counts what it applied by key and injects faults on demand. Only tests
 // import it.
+//
+// Because it replays the stored answer, no key is ever applied twice,
+// whatever the client does: CountByKey alone cannot catch a client that
+// sends a key again after it got its answer. So the server also notes,
+// per key, whether a 2xx answer was delivered (written and flushed to
+// the client's connection; a dropped connection or an injected fault is
+// not), and counts the requests that come for a key after that
+// (AfterDelivered).
 package idemserver
 
 import (
@@ -47,6 +55,7 @@ type stored struct {
 	status      int
 	body        []byte
 	location    string
+	delivered   bool // a 2xx answer for this key reached the client's connection
 }
 
 // Server is the backend. Create it with Start.
@@ -57,6 +66,7 @@ type Server struct {
 	fault    *Fault
 	applied  []Record
 	byKey    map[string]*stored
+	again    map[string]int // requests for a key after a 2xx for it was delivered
 	requests int
 	seenHdr  []http.Header // every request's headers, in order
 	nextID   int
@@ -72,17 +82,21 @@ func (s *Server) SetLatency(d time.Duration) {
 
 // Start runs a server until the test ends.
 func Start(tb testing.TB) *Server {
-	s := &Server{byKey: map[string]*stored{}}
+	s := newServer()
 	ts := httptest.NewServer(s)
 	tb.Cleanup(ts.Close)
 	s.URL = ts.URL
 	return s
 }
 
+func newServer() *Server {
+	return &Server{byKey: map[string]*stored{}, again: map[string]int{}}
+}
+
 // StartAt runs a server on addr (an address a host already points at)
 // until the test ends.
 func StartAt(tb testing.TB, addr string) *Server {
-	s := &Server{byKey: map[string]*stored{}}
+	s := newServer()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatalf("listen on %s: %v", addr, err)
@@ -131,11 +145,38 @@ func (s *Server) CountByKey() map[string]int {
 	return out
 }
 
+// AfterDelivered is, per key, how many requests came for it after a 2xx
+// answer for it had been delivered: a client that records its answers
+// sends none (unless it died between getting one and recording it).
+// Requests that met an injected fault count too.
+func (s *Server) AfterDelivered() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.again))
+	for k, n := range s.again {
+		out[k] = n
+	}
+	return out
+}
+
+// SentAfterDelivered is the sum of AfterDelivered.
+func (s *Server) SentAfterDelivered() int {
+	n := 0
+	for _, c := range s.AfterDelivered() {
+		n += c
+	}
+	return n
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	key := r.Header.Get("Idempotency-Key")
 	s.mu.Lock()
 	s.requests++
 	s.seenHdr = append(s.seenHdr, r.Header.Clone())
+	if st, ok := s.byKey[key]; ok && key != "" && st.delivered {
+		s.again[key]++
+	}
 	f, latency := s.fault, s.latency
 	s.mu.Unlock()
 	if f != nil && f.Key != "" && f.Key != r.Header.Get("Idempotency-Key") {
@@ -169,7 +210,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, f.Body)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
 	fp := sha256.Sum256([]byte(r.Method + " " + r.URL.RequestURI() + "\x00" + string(body)))
 	s.mu.Lock()
 	if key != "" {
@@ -181,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, `{"error":"Idempotency-Key reused with another request"}`)
 				return
 			}
-			s.answer(w, st) // the first answer, replayed
+			s.answer(w, key, st) // the first answer, replayed
 			return
 		}
 	}
@@ -213,16 +253,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.answer(w, st)
+	s.answer(w, key, st)
 }
 
-func (s *Server) answer(w http.ResponseWriter, st *stored) {
+// answer writes st and, once it is flushed to the connection without an
+// error, notes it delivered for key. (Flushed is as far as a server can
+// see: a client killed before it read the answer from its socket counts
+// as having had it.)
+func (s *Server) answer(w http.ResponseWriter, key string, st *stored) {
 	w.Header().Set("Content-Type", "application/json")
 	if st.location != "" {
 		w.Header().Set("Location", st.location)
 	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(st.body))) // the flush below must not make it chunked
 	w.WriteHeader(st.status)
-	w.Write(st.body)
+	if _, err := w.Write(st.body); err != nil {
+		return
+	}
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		return
+	}
+	if key != "" && st.status/100 == 2 {
+		s.mu.Lock()
+		st.delivered = true
+		s.mu.Unlock()
+	}
 }
 
 func jsonOr(b []byte) string {
