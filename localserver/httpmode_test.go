@@ -196,7 +196,15 @@ func TestHTTPModeFailurePolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			up := idemserver.Start(t)
-			e := startHTTPHost(t, up.URL, localserver.Config{Sync: syncer.Options{SendTimeout: 300 * time.Millisecond}})
+			// Only the slow case needs the send timeout; elsewhere it is long
+			// enough that a loaded machine's stall cannot make the host send
+			// a write again after its 2xx was delivered (which the check at
+			// the end would rightly count).
+			timeout := 30 * time.Second
+			if tc.fault.Delay > 0 {
+				timeout = time.Second
+			}
+			e := startHTTPHost(t, up.URL, localserver.Config{Sync: syncer.Options{SendTimeout: timeout}})
 			up.SetFault(&tc.fault)
 			first := testsupport.NewKey()
 			resp, _ := e.write("POST", "/todos", `{"title":"first"}`, first, map[string]string{"Prefer": "respond-async"})
