@@ -183,6 +183,9 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.damaged(w) {
+		return
+	}
 	act, created, err := a.store.Enqueue(r.Context(), n)
 	if err != nil {
 		a.fail(w, r, err)
@@ -239,6 +242,9 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		at = append(at, i)
 	}
 	if len(ns) > 0 {
+		if a.damaged(w) {
+			return
+		}
 		stored, err := a.store.EnqueueBatch(r.Context(), ns)
 		if err != nil {
 			a.fail(w, r, err)
@@ -526,6 +532,19 @@ func errorStatus(err error) (int, string, string) {
 		return 499, "cancelled", "request cancelled"
 	}
 	return http.StatusInternalServerError, "internal", "internal error"
+}
+
+// damaged refuses a write while the outbox is damaged: 503 storage with
+// the status's message (the file, and what to do). A write stored in a
+// damaged file could be lost with it; a page's service worker keeps a write
+// the host answers 503 to in the browser until the host can take it.
+func (a *api) damaged(w http.ResponseWriter) bool {
+	st := a.engine.Status()
+	if st.Problem == nil || st.Problem.Code != failure.CodeStorage {
+		return false
+	}
+	writeError(w, http.StatusServiceUnavailable, failure.CodeStorage, st.Problem.Message)
+	return true
 }
 
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {

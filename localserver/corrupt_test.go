@@ -87,13 +87,20 @@ func TestAnOutboxDamagedAtRunTimeBlocksWithStorage(t *testing.T) {
 	resp, data = e.req("POST", "/api/sync", nil, nil)
 	checkStorage("Sync now", resp, data)
 
-	// A write that lands on intact pages goes through, but the file is
-	// still damaged: the status keeps saying so.
-	if code, _ := e.post(testsupport.NewKey(), "message", `{"text":"after"}`); code != http.StatusAccepted {
-		t.Fatalf("enqueue after the damage = %d, want 202", code)
+	// A new write is refused, not stored in the damaged file: the page's
+	// service worker keeps a write the host answers 503 to in the browser.
+	before := e.status().Counts[outbox.Queued]
+	resp, data = e.req("POST", "/api/actions", map[string]any{"type": "message", "payload": map[string]string{"text": "after"}},
+		map[string]string{"Idempotency-Key": testsupport.NewKey()})
+	checkStorage("enqueue after the damage", resp, data)
+	resp, data = e.req("POST", "/api/actions/batch", map[string]any{"actions": []map[string]any{
+		{"key": testsupport.NewKey(), "type": "message", "payload": map[string]string{"text": "after"}}}}, nil)
+	checkStorage("a batch after the damage", resp, data)
+	if got := e.status().Counts[outbox.Queued]; got != before {
+		t.Fatalf("%d queued after refused writes, want %d: nothing stored", got, before)
 	}
 	if p := e.status().Problem; p == nil || p.Code != failure.CodeStorage {
-		t.Fatalf("problem after a write that went through = %+v, want storage still: the file is still damaged", p)
+		t.Fatalf("problem after refused writes = %+v, want storage still: the file is still damaged", p)
 	}
 }
 

@@ -228,14 +228,16 @@ func TestMetricsBacklogAgeAndBlockedState(t *testing.T) {
 	if resp, data := e.req("PUT", "/api/mode", `{"work_offline":false}`, nil); resp.StatusCode != 200 {
 		t.Fatalf("mode = %d %s", resp.StatusCode, data)
 	}
-	testsupport.WaitFor(t, "the host blocked by the 401", func() bool {
-		return e.scrape().value("synctray_state", "state=blocked") == 1
+	// The state turns blocked as the 401 comes in, and the writes are back
+	// in the queue once their outcomes are recorded.
+	testsupport.WaitFor(t, "the host blocked by the 401, the writes queued again", func() bool {
+		s = e.scrape()
+		return s.value("synctray_state", "state=blocked") == 1 && s.value("synctray_actions", "state=queued") == 2
 	})
-	s = e.scrape()
 	s.want(t, 0, "synctray_state", "state=online")
 	s.want(t, 0, "synctray_state", "state=offline")
 	s.want(t, 1, "synctray_problem", "code=unauthorized")
-	s.want(t, 2, "synctray_actions", "state=queued") // blocked: kept, not failed
+	s.want(t, 0, "synctray_actions", "state=failed") // blocked: kept, not failed
 	s.want(t, 0, "synctray_actions_failed_total")
 	if age := s.value("synctray_backlog_age_seconds"); age < 100 {
 		t.Errorf("backlog age = %v s while blocked, want at least 100 s", age)

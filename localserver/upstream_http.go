@@ -158,6 +158,9 @@ func (u *upstreamHandler) write(w http.ResponseWriter, r *http.Request) {
 		u.a.fail(w, r, tooLargeToStore(err, body, len(payload)))
 		return
 	}
+	if u.a.damaged(w) {
+		return
+	}
 	wait := parsePrefer(r.Header.Values("Prefer"))
 	ch, stop := u.waits.add(key)
 	defer stop()
