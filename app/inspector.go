@@ -63,8 +63,10 @@ const (
 	defaultWidth = 1200
 	splitOffset  = 0.64
 	// tableChrome is the part of the table's width that no column gets:
-	// the split's handle, the table's padding, its vertical scrollbar.
-	tableChrome = 30
+	// the split's handle, the table's padding and separators, its vertical
+	// scrollbar. (At 30, with the columns taking all the rest, the Xvfb
+	// screenshot still showed a horizontal scrollbar; at 45 it shows none.)
+	tableChrome = 45
 )
 
 // textWidth is how wide a table cell (a label) must be to show s whole.
