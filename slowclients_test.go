@@ -105,15 +105,15 @@ var slowCases = []struct {
 
 const slowClients, slowNofile = 1100, 1024
 
-// slowStorm is the real binary under a 1,024-file limit with 1,100 slow
-// clients connected to it; they stop when the test ends.
+// slowStorm is the real binary under a 1,024-file limit with clients
+// slow clients connected to it; they stop when the test ends.
 type slowStorm struct {
 	base, token string
 	p           *proc
 	hc          *http.Client
 }
 
-func startSlowStorm(t testing.TB, head, trickle string) *slowStorm {
+func startSlowStorm(t testing.TB, head, trickle string, clients int) *slowStorm {
 	t.Helper()
 	dir := t.TempDir()
 	addr := testsupport.FreeAddr(t)
@@ -135,13 +135,13 @@ func startSlowStorm(t testing.TB, head, trickle string) *slowStorm {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	var connected atomic.Int64
 	head = fmt.Sprintf(head, addr)
-	for range slowClients {
+	for range clients {
 		wg.Go(func() { slowClient(ctx, addr, head, trickle, &connected) })
 	}
 	waitUntil := time.Now().Add(30 * time.Second)
-	for connected.Load() < slowClients {
+	for connected.Load() < int64(clients) {
 		if time.Now().After(waitUntil) {
-			t.Fatalf("only %d of %d slow clients connected", connected.Load(), slowClients)
+			t.Fatalf("only %d of %d slow clients connected", connected.Load(), clients)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -215,7 +215,7 @@ func (s *slowStorm) enqueue(t testing.TB) int {
 func TestSlowClientsDoNotStarveTheHost(t *testing.T) {
 	for _, c := range slowCases {
 		t.Run(c.name, func(t *testing.T) {
-			s := startSlowStorm(t, c.head, c.trickle)
+			s := startSlowStorm(t, c.head, c.trickle, slowClients)
 			for round := range 3 {
 				start := time.Now()
 				tries := s.healthz(t)
@@ -261,22 +261,9 @@ func BenchmarkUnderSlowClients(b *testing.B) {
 		b.ReportMetric(float64(retries), "retries")
 		b.ReportMetric(0, "ns/op")
 	}
-	b.Run("no slow clients", func(b *testing.B) {
-		dir := b.TempDir()
-		addr := testsupport.FreeAddr(b)
-		logf, err := os.Create(filepath.Join(b.TempDir(), "host.log"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer logf.Close()
-		p := startLimited(b, logf, slowNofile, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
-		base := "http://" + addr
-		waitHealthy(b, base, p)
-		run(b, &slowStorm{base: base, token: readToken(b, dir), p: p,
-			hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}})
-	})
+	b.Run("no slow clients", func(b *testing.B) { run(b, startSlowStorm(b, "", "", 0)) })
 	for _, c := range slowCases {
-		b.Run(c.name, func(b *testing.B) { run(b, startSlowStorm(b, c.head, c.trickle)) })
+		b.Run(c.name, func(b *testing.B) { run(b, startSlowStorm(b, c.head, c.trickle, slowClients)) })
 	}
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -24,16 +23,7 @@ func TestOutboxStatusShowsABlockedHostAndItsProblem(t *testing.T) {
 	}))
 	defer up.Close()
 	dir := t.TempDir()
-	h, err := localserver.Open(localserver.Config{DataDir: dir, Addr: "127.0.0.1:0", UpstreamURL: up.URL,
-		UpstreamToken: "wrong", Logger: testsupport.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := strings.TrimPrefix(h.URL(), "http://")
+	addr, h := runningHostWith(t, localserver.Config{DataDir: dir, UpstreamURL: up.URL, UpstreamToken: "wrong"})
 	enqueue(t, h)
 
 	var st struct {
