@@ -43,8 +43,7 @@ func TestServeHostsTheAppDirGivenWithApp(t *testing.T) {
 	} {
 		t.Run("serves its index.html at / and to navigations, "+c.name, func(t *testing.T) {
 			dir, addr := t.TempDir(), testsupport.FreeAddr(t)
-			logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-			defer logf.Close()
+			logf := hostLog(t)
 			for _, kv := range c.env {
 				k, v, _ := strings.Cut(kv, "=")
 				t.Setenv(k, v)

@@ -58,6 +58,18 @@ func startProc(t *testing.T, logf *os.File, args ...string) *proc {
 	return p
 }
 
+// hostLog is a file for a host's output in the test's temporary
+// directory, closed when the test ends.
+func hostLog(t testing.TB) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 func waitHealthy(t testing.TB, base string, p *proc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -267,8 +279,7 @@ func isClosed(c chan struct{}) bool {
 func TestCLI(t *testing.T) {
 	dir := t.TempDir()
 	addr := testsupport.FreeAddr(t)
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	defer logf.Close()
+	logf := hostLog(t)
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
 	waitHealthy(t, "http://"+addr, p)
 	token := readToken(t, dir)
@@ -350,8 +361,7 @@ func TestCLI(t *testing.T) {
 func TestOneHostPerDataDir(t *testing.T) {
 	dir := t.TempDir()
 	addr := testsupport.FreeAddr(t)
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	defer logf.Close()
+	logf := hostLog(t)
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", "http://127.0.0.1:1", "--log-level", "warn")
 	waitHealthy(t, "http://"+addr, p)
 
@@ -497,11 +507,7 @@ func crashStorm(t *testing.T, n int, args []string, write func(base, key string)
 	st := storm{dir: t.TempDir()}
 	addr := testsupport.FreeAddr(t)
 	base := "http://" + addr
-	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logf.Close() })
+	logf := hostLog(t)
 	args = append(append([]string(nil), args...), "--data-dir", st.dir, "--addr", addr)
 	p := startProc(t, logf, args...)
 	waitHealthy(t, base, p)

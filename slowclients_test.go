@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -118,11 +117,7 @@ func startSlowStorm(t testing.TB, head, trickle string, clients int) *slowStorm 
 	dir := t.TempDir()
 	addr := testsupport.FreeAddr(t)
 	base := "http://" + addr
-	logf, err := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { logf.Close() })
+	logf := hostLog(t)
 	p := startLimited(t, logf, slowNofile, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
 	waitHealthy(t, base, p)
 	token := readToken(t, dir)

@@ -48,8 +48,7 @@ func TestTheBuiltInUpstreamAnswersOnlyItsHost(t *testing.T) {
 	dir := t.TempDir()
 	addr := testsupport.FreeAddr(t)
 	base := "http://" + addr
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	defer logf.Close()
+	logf := hostLog(t)
 	// Working offline: only the Sync now below sends, so its report counts the action.
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
 	waitHealthy(t, base, p)
@@ -169,8 +168,7 @@ func TestServeKeepsTheUpstreamPathPrefix(t *testing.T) {
 	defer srv.Close()
 
 	dir, addr := t.TempDir(), testsupport.FreeAddr(t)
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-	defer logf.Close()
+	logf := hostLog(t)
 	p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--upstream", ts.URL+"/myapi/", "--work-offline", "--log-level", "warn")
 	waitHealthy(t, "http://"+addr, p)
 	token := readToken(t, dir)
@@ -209,8 +207,7 @@ func TestServeOnAnotherLoopbackAddress(t *testing.T) {
 			ln.Close()
 			dir := t.TempDir()
 			base := "http://" + addr
-			logf, _ := os.Create(filepath.Join(t.TempDir(), "host.log"))
-			defer logf.Close()
+			logf := hostLog(t)
 			p := startProc(t, logf, "serve", "--data-dir", dir, "--addr", addr, "--work-offline", "--log-level", "warn")
 			waitHealthy(t, base, p)
 			readToken(t, dir)

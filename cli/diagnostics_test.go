@@ -54,10 +54,11 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-// enqueue stores one message action in the host and returns its id.
-func enqueue(t *testing.T, h *localserver.Host) int64 {
+// hostWrite sends a write to the host with its token and a new
+// Idempotency-Key; the caller closes the answer's body.
+func hostWrite(t *testing.T, h *localserver.Host, method, path, body string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest("POST", h.URL()+"/api/actions", strings.NewReader(`{"type":"message","payload":{"text":"hi"}}`))
+	req, _ := http.NewRequest(method, h.URL()+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+h.Token())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", testsupport.NewKey())
@@ -65,6 +66,13 @@ func enqueue(t *testing.T, h *localserver.Host) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// enqueue stores one message action in the host and returns its id.
+func enqueue(t *testing.T, h *localserver.Host) int64 {
+	t.Helper()
+	resp := hostWrite(t, h, "POST", "/api/actions", `{"type":"message","payload":{"text":"hi"}}`)
 	defer resp.Body.Close()
 	var a struct {
 		ID int64 `json:"id"`

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -16,14 +15,7 @@ import (
 // waits for the upstream's answer; it returns the action's id.
 func upstreamWrite(t *testing.T, h *localserver.Host, method, path, body string) string {
 	t.Helper()
-	req, _ := http.NewRequest(method, h.URL()+"/upstream"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+h.Token())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", testsupport.NewKey())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := hostWrite(t, h, method, "/upstream"+path, body)
 	resp.Body.Close()
 	id := resp.Header.Get("Synctray-Action")
 	if id == "" || resp.Header.Get("Synctray-State") == string(outbox.Queued) {

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -152,11 +153,7 @@ func (s *Server) CountByKey() map[string]int {
 func (s *Server) AfterDelivered() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.again))
-	for k, n := range s.again {
-		out[k] = n
-	}
-	return out
+	return maps.Clone(s.again)
 }
 
 // SentAfterDelivered is the sum of AfterDelivered.
